@@ -1,0 +1,1 @@
+"""ImageAi: a small CNN explained stage by stage (no Streamlit in this package)."""

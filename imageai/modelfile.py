@@ -1,0 +1,151 @@
+"""Model files: one .safetensors with a JSON record in its header; read with no pickle, checked in full."""
+from __future__ import annotations
+
+import json
+import math
+import struct
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from safetensors.torch import load as load_tensors
+from safetensors.torch import save as save_tensors
+
+from imageai.errors import ModelFileError
+from imageai.model import CNN, CNNConfig
+
+FORMAT = "imageai-model"
+FORMAT_VERSION = 1
+META_KEY = "imageai"
+MAX_FILE_BYTES = 64 * 1024 * 1024  # the largest allowed model (3 blocks of 64 filters on 64x64 RGB) is ~5 MB
+MAX_HEADER_BYTES = 1024 * 1024
+PREPROCESS_KINDS = ("mnist", "resize")
+
+
+@dataclass
+class InputSpec:
+    """How an image becomes the model's input tensor."""
+
+    preprocess: str  # "mnist": grayscale, ink made light on dark, cropped, centred by mass; "resize": fit to a square
+    channels: int
+    size: int
+    mean: tuple[float, ...]  # per-channel normalisation, applied after scaling pixels to [0, 1]
+    std: tuple[float, ...]
+
+    def to_dict(self) -> dict:
+        return {"preprocess": self.preprocess, "channels": self.channels, "size": self.size,
+                "mean": list(self.mean), "std": list(self.std)}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "InputSpec":
+        return cls(str(d["preprocess"]), int(d["channels"]), int(d["size"]),
+                   tuple(float(m) for m in d["mean"]), tuple(float(s) for s in d["std"]))
+
+
+@dataclass
+class LoadedModel:
+    """A ready-to-use model with its record: `model` is in eval mode on the CPU, in float32."""
+
+    name: str
+    model: CNN
+    input_spec: InputSpec
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def config(self) -> CNNConfig:
+        return self.model.config
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        return self.model.config.classes
+
+
+def model_record(name: str, config: CNNConfig, input_spec: InputSpec, **extra: object) -> dict:
+    """The JSON record stored in a model file's header; `extra` holds dataset, accuracy and training."""
+    return {"format": FORMAT, "format_version": FORMAT_VERSION, "name": name, "classes": list(config.classes),
+            "architecture": config.to_dict(), "input": input_spec.to_dict(), **extra}
+
+
+def to_bytes(loaded: LoadedModel) -> bytes:
+    """Serialise a model and its record to the .safetensors bytes a user can download."""
+    record = model_record(loaded.name, loaded.config, loaded.input_spec,
+                          **{k: v for k, v in loaded.meta.items() if k not in _CORE_KEYS})
+    state = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in loaded.model.state_dict().items()}
+    return save_tensors(state, metadata={META_KEY: json.dumps(record, ensure_ascii=False)})
+
+
+def save(loaded: LoadedModel, path: str | Path) -> None:
+    Path(path).write_bytes(to_bytes(loaded))
+
+
+def load(path: str | Path) -> LoadedModel:
+    """Read a model file from disk; any problem raises ModelFileError."""
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise ModelFileError("model_too_big", mb=MAX_FILE_BYTES // 2**20)
+        data = path.read_bytes()
+    except OSError:
+        raise ModelFileError("model_unreadable") from None
+    return from_bytes(data)
+
+
+def from_bytes(data: bytes) -> LoadedModel:
+    """Parse and validate model bytes: format, record, tensor names, shapes, dtypes and values."""
+    if len(data) > MAX_FILE_BYTES:
+        raise ModelFileError("model_too_big", mb=MAX_FILE_BYTES // 2**20)
+    record = _read_record(data)
+    try:
+        config = CNNConfig.from_dict(record["architecture"])
+        spec = InputSpec.from_dict(record["input"])
+        name = str(record.get("name") or "model")
+    except (KeyError, TypeError, ValueError):
+        raise ModelFileError("model_bad_metadata") from None
+    if list(config.classes) != [str(c) for c in record.get("classes", [])]:
+        raise ModelFileError("model_bad_metadata")
+    if (spec.channels != config.in_channels or spec.size != config.input_size
+            or spec.preprocess not in PREPROCESS_KINDS
+            or len(spec.mean) != spec.channels or len(spec.std) != spec.channels
+            or not all(math.isfinite(s) and s > 0 for s in spec.std)
+            or (spec.preprocess == "mnist" and spec.channels != 1)
+            or config.input_size > 256):
+        raise ModelFileError("model_bad_metadata")
+    try:
+        tensors = load_tensors(data)
+    except Exception:  # safetensors raises its own error types for a malformed body
+        raise ModelFileError("model_not_safetensors") from None
+    model = CNN(config)
+    expected = model.state_dict()
+    if set(tensors) != set(expected):
+        raise ModelFileError("model_shape_mismatch")
+    for key, tensor in tensors.items():
+        if tensor.shape != expected[key].shape or tensor.dtype != torch.float32:
+            raise ModelFileError("model_shape_mismatch")
+        if not torch.isfinite(tensor).all():
+            raise ModelFileError("model_bad_values")
+    model.load_state_dict(tensors)
+    model.eval()
+    return LoadedModel(name=name, model=model, input_spec=spec, meta=record)
+
+
+_CORE_KEYS = {"format", "format_version", "name", "classes", "architecture", "input"}
+
+
+def _read_record(data: bytes) -> dict:
+    """The JSON record from the safetensors header, read by hand so that nothing else is parsed first."""
+    if len(data) < 8:
+        raise ModelFileError("model_not_safetensors")
+    (header_len,) = struct.unpack("<Q", data[:8])
+    if header_len > MAX_HEADER_BYTES or 8 + header_len > len(data):
+        raise ModelFileError("model_not_safetensors")
+    try:
+        header = json.loads(data[8:8 + header_len].decode("utf-8"))
+        record = json.loads(header["__metadata__"][META_KEY])
+    except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError):
+        raise ModelFileError("model_not_imageai") from None
+    if not isinstance(record, dict) or record.get("format") != FORMAT:
+        raise ModelFileError("model_not_imageai")
+    if record.get("format_version") != FORMAT_VERSION:
+        raise ModelFileError("model_bad_version", version=record.get("format_version"))
+    return record
