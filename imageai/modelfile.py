@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import math
+import stat
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,7 +13,7 @@ from safetensors.torch import load as load_tensors
 from safetensors.torch import save as save_tensors
 
 from imageai.errors import ModelFileError
-from imageai.model import CNN, CNNConfig
+from imageai.model import CNN, KERNEL_SIZE, CNNConfig, stage_shapes
 
 FORMAT = "imageai-model"
 FORMAT_VERSION = 1
@@ -20,6 +21,10 @@ META_KEY = "imageai"
 MAX_FILE_BYTES = 64 * 1024 * 1024  # the largest allowed model (3 blocks of 64 filters on 64x64 RGB) is ~5 MB
 MAX_HEADER_BYTES = 1024 * 1024
 PREPROCESS_KINDS = ("mnist", "resize")
+# Bounds on what a file may describe, checked before anything is allocated; training stays well inside them.
+MAX_FILTERS = 256  # per block: training doubles at most 32 filters over 4 blocks
+MAX_INPUT_SIZE = 256  # pixels per side
+MAX_CLASSES = 1000
 
 
 @dataclass
@@ -82,10 +87,13 @@ def load(path: str | Path) -> LoadedModel:
     """Read a model file from disk; any problem raises ModelFileError."""
     path = Path(path)
     try:
-        size = path.stat().st_size
-        if size > MAX_FILE_BYTES:
+        info = path.stat()
+        if not stat.S_ISREG(info.st_mode):  # a folder, a pipe or a device: nothing to read, or never-ending
+            raise ModelFileError("model_unreadable")
+        if info.st_size > MAX_FILE_BYTES:
             raise ModelFileError("model_too_big", mb=MAX_FILE_BYTES // 2**20)
-        data = path.read_bytes()
+        with path.open("rb") as f:
+            data = f.read(MAX_FILE_BYTES + 1)  # a file that grew since stat() is still refused by from_bytes
     except OSError:
         raise ModelFileError("model_unreadable") from None
     return from_bytes(data)
@@ -96,40 +104,71 @@ def from_bytes(data: bytes) -> LoadedModel:
     if len(data) > MAX_FILE_BYTES:
         raise ModelFileError("model_too_big", mb=MAX_FILE_BYTES // 2**20)
     record = _read_record(data)
+    config, spec, name = _parse_record(record)
     try:
-        config = CNNConfig.from_dict(record["architecture"])
-        spec = InputSpec.from_dict(record["input"])
-        name = str(record.get("name") or "model")
-    except (KeyError, TypeError, ValueError):
-        raise ModelFileError("model_bad_metadata") from None
-    if list(config.classes) != [str(c) for c in record.get("classes", [])]:
-        raise ModelFileError("model_bad_metadata")
-    if (spec.channels != config.in_channels or spec.size != config.input_size
-            or spec.preprocess not in PREPROCESS_KINDS
-            or len(spec.mean) != spec.channels or len(spec.std) != spec.channels
-            or not all(math.isfinite(s) and s > 0 for s in spec.std)
-            or (spec.preprocess == "mnist" and spec.channels != 1)
-            or config.input_size > 256):
-        raise ModelFileError("model_bad_metadata")
-    try:
-        tensors = load_tensors(data)
+        tensors = load_tensors(data)  # safetensors checks every tensor lies inside `data`, so this stays small
     except Exception:  # safetensors raises its own error types for a malformed body
         raise ModelFileError("model_not_safetensors") from None
-    model = CNN(config)
-    expected = model.state_dict()
-    if set(tensors) != set(expected):
+    if sum(t.numel() for t in tensors.values()) != _weight_count(config):  # before CNN(config) allocates them
         raise ModelFileError("model_shape_mismatch")
-    for key, tensor in tensors.items():
-        if tensor.shape != expected[key].shape or tensor.dtype != torch.float32:
-            raise ModelFileError("model_shape_mismatch")
-        if not torch.isfinite(tensor).all():
-            raise ModelFileError("model_bad_values")
+    model = CNN(config)
+    _check_tensors(tensors, model.state_dict())
     model.load_state_dict(tensors)
     model.eval()
     return LoadedModel(name=name, model=model, input_spec=spec, meta=record)
 
 
 _CORE_KEYS = {"format", "format_version", "name", "classes", "architecture", "input"}
+
+
+def _weight_count(config: CNNConfig) -> int:
+    """How many numbers the CNN for `config` holds (weights and biases), computed without building it."""
+    count, in_ch = 0, config.in_channels
+    for out_ch in config.filters:
+        count += out_ch * in_ch * KERNEL_SIZE * KERNEL_SIZE + out_ch
+        in_ch = out_ch
+    return count + stage_shapes(config)["flatten"][0] * config.num_classes + config.num_classes
+
+
+def _parse_record(record: dict) -> tuple[CNNConfig, InputSpec, str]:
+    """The architecture, input spec and name from a record, refused unless they agree and stay in bounds."""
+    try:
+        config = CNNConfig.from_dict(record["architecture"])
+        spec = InputSpec.from_dict(record["input"])
+        classes = [str(c) for c in record["classes"]]
+        name = str(record.get("name") or "model")
+    except (KeyError, TypeError, ValueError, OverflowError):  # OverflowError: int(Infinity)
+        raise ModelFileError("model_bad_metadata") from None
+    if not (list(config.classes) == classes and _in_bounds(config) and _spec_fits(spec, config)):
+        raise ModelFileError("model_bad_metadata")
+    return config, spec, name
+
+
+def _in_bounds(config: CNNConfig) -> bool:
+    return (max(config.filters) <= MAX_FILTERS and config.input_size <= MAX_INPUT_SIZE
+            and config.num_classes <= MAX_CLASSES)
+
+
+def _spec_fits(spec: InputSpec, config: CNNConfig) -> bool:
+    return (spec.channels == config.in_channels and spec.size == config.input_size
+            and spec.preprocess in PREPROCESS_KINDS
+            and (spec.preprocess != "mnist" or spec.channels == 1)
+            and len(spec.mean) == len(spec.std) == spec.channels
+            and all(math.isfinite(m) for m in spec.mean)
+            and all(math.isfinite(s) and s > 0 for s in spec.std))
+
+
+def _check_tensors(tensors: dict[str, torch.Tensor], expected: dict[str, torch.Tensor]) -> None:
+    """Same names and shapes as the model's own state dict, float32, and finite."""
+    if set(tensors) != set(expected):
+        raise ModelFileError("model_shape_mismatch")
+    for key, tensor in tensors.items():
+        if tensor.shape != expected[key].shape:
+            raise ModelFileError("model_shape_mismatch")
+        if tensor.dtype != torch.float32:
+            raise ModelFileError("model_bad_dtype", dtype=str(tensor.dtype).removeprefix("torch."))
+        if not torch.isfinite(tensor).all():
+            raise ModelFileError("model_bad_values")
 
 
 def _read_record(data: bytes) -> dict:
@@ -142,10 +181,10 @@ def _read_record(data: bytes) -> dict:
     try:
         header = json.loads(data[8:8 + header_len].decode("utf-8"))
         record = json.loads(header["__metadata__"][META_KEY])
-    except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, RecursionError):  # ValueError: bad UTF-8, bad JSON, a 5000-digit int
         raise ModelFileError("model_not_imageai") from None
     if not isinstance(record, dict) or record.get("format") != FORMAT:
         raise ModelFileError("model_not_imageai")
     if record.get("format_version") != FORMAT_VERSION:
-        raise ModelFileError("model_bad_version", version=record.get("format_version"))
+        raise ModelFileError("model_bad_version", version=str(record.get("format_version"))[:20])
     return record
