@@ -6,6 +6,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
+from imageai.calibration import score_strength
 from imageai.images import read_image
 from imageai.modelfile import LoadedModel
 from imageai.preprocess import Prepared, prepare, prepare_array
@@ -60,8 +61,7 @@ def assess(explanation: Explanation, meta: dict) -> str:
     strength of the raw scores (their log-sum-exp) is a better sign: the model records, at training
     time, the 1st percentile of this strength over its own test images (`calibration.logsumexp_p01`).
     """
-    scores = explanation.trace.values["dense"].astype(np.float64)
-    strength = float(np.log(np.exp(scores - scores.max()).sum()) + scores.max())
+    strength = float(score_strength(explanation.trace.values["dense"]))
     floor = (meta.get("calibration") or {}).get("logsumexp_p01")
     if floor is not None and strength < float(floor):
         return "unfamiliar"

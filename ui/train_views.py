@@ -9,7 +9,7 @@ from imageai import train, train_figures
 from imageai.datasets import Dataset
 from imageai.errors import ImageAiError
 from imageai.i18n import t
-from imageai.jobs import JobHandle, JobState, TrainingJob, manager
+from imageai.jobs import JobHandle, JobState, TrainingJob
 from ui.models import add_user_model
 from ui.train_models import model_actions
 from ui.train_text import show_error
@@ -100,8 +100,7 @@ def _live(lang: str) -> None:
         st.rerun()  # it has just ended: redraw the whole page with the results, and stop polling
     view = job.view()
     if view.state is JobState.QUEUED:
-        running, queued = manager().counts()
-        st.info(t(lang, "trainpage.live.queued", place=view.place, running=running))
+        st.info(t(lang, "trainpage.live.queued", place=view.place, capacity=view.capacity))
     else:
         _progress(lang, job, view.progress)
         st.plotly_chart(train_figures.curves(view.batch_points, view.epoch_points, curve_labels(lang)),
