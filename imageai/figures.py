@@ -1,6 +1,7 @@
 """Plotly figures for every stage, built from plain numpy arrays; every word shown comes in as an argument."""
 from __future__ import annotations
 
+import html
 import math
 from collections.abc import Mapping, Sequence
 from typing import NamedTuple
@@ -32,6 +33,11 @@ _DEFAULT_LABELS = {"tile": "#", "y": "y", "x": "x", "value": "v", "downsampled":
                    "score": "", "contribution": "", "probability": "p", "z": "z", "z_shift": "z − max",
                    "exp": "e^(z − max)", "sum": "Σ"}
 LABEL_KEYS = tuple(_DEFAULT_LABELS)  # every label a figure may take; the catalogs hold each as fig.label.<key>
+
+
+def plain(text: object) -> str:
+    """A user's word (a class name) as plain text: plotly renders some HTML tags (<a href>, <b>) in labels."""
+    return html.escape(str(text), quote=False)
 
 
 def _label(labels: Mapping[str, str] | None, key: str) -> str:
@@ -386,7 +392,7 @@ def scores_figure(scores: np.ndarray, classes: Sequence[str], *, chosen: int | N
     """Every class's score (logit) as a bar, red positive / blue negative; the chosen class outlined."""
     scores = np.asarray(scores, dtype=np.float32)
     widths = [3 if i == chosen else 0 for i in range(len(classes))]
-    trace = dict(type="bar", x=list(classes), y=scores, text=[f"{v:.2f}" for v in scores],
+    trace = dict(type="bar", x=[plain(c) for c in classes], y=scores, text=[f"{v:.2f}" for v in scores],
                  textposition="outside", cliponaxis=False,
                  marker=dict(color=_sign_colors(scores), line=dict(color=MARK, width=widths)),
                  hovertemplate=f"{_label(labels, 'class')} %{{x}}<br>{_label(labels, 'score')} %{{y:.4g}}"
@@ -459,7 +465,7 @@ def probabilities_figure(probs: np.ndarray, classes: Sequence[str], *, predicted
     """Probabilities as horizontal bars with percentages, the prediction in the accent colour."""
     probs = np.asarray(probs, dtype=np.float32)
     order = np.argsort(-probs, kind="stable") if sort else np.arange(probs.size)
-    names = [str(classes[i]) for i in order]
+    names = [plain(classes[i]) for i in order]
     trace = dict(type="bar", orientation="h", x=probs[order], y=names, text=[f"{probs[i]:.1%}" for i in order],
                  textposition="outside", cliponaxis=False,
                  marker=dict(color=[ACCENT if i == predicted else NEUTRAL for i in order]),
@@ -479,7 +485,7 @@ def softmax_table_figure(classes: Sequence[str], scores: np.ndarray, exps: np.nd
     """Softmax step by step as a table: class, z, z − max, e^(z − max), p; a last row with the sums."""
     scores, exps, probs = (np.asarray(a, dtype=np.float64) for a in (scores, exps, probs))
     shifted = scores - scores.max()
-    cells = [list(map(str, classes)) + [_label(labels, "sum")],
+    cells = [[plain(c) for c in classes] + [_label(labels, "sum")],
              [f"{v:.3f}" for v in scores] + [""], [f"{v:.3f}" for v in shifted] + [""],
              [f"{v:.4f}" for v in exps] + [f"{exps.sum():.4f}"], [f"{v:.1%}" for v in probs] + [f"{probs.sum():.0%}"]]
     fill = [ACCENT if i == predicted else "rgba(0,0,0,0)" for i in range(len(classes))] + ["rgba(128,128,128,0.15)"]

@@ -281,3 +281,14 @@ def test_every_stage_figure_is_valid_plotly_and_under_the_payload_budget(config)
         size = len(fig.to_json())
         assert size <= BUDGET, f"{name}: {size} bytes"
         assert json.loads(fig.to_json())["layout"]["height"] > 0, name
+
+
+def test_class_names_reach_plotly_as_escaped_plain_text():
+    classes = ["<a href='http://evil'>x</a>", "ok"]
+    scores = np.array([1.0, -1.0], np.float32)
+    probs = np.array([0.88, 0.12], np.float32)
+    figs = [F.scores_figure(scores, classes), F.probabilities_figure(probs, classes),
+            F.softmax_table_figure(classes, scores, np.exp(scores - 1), probs)]
+    for fig in figs:
+        payload = fig.to_json()
+        assert "<a href" not in payload and "&lt;a href" in payload

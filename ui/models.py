@@ -7,6 +7,7 @@ from imageai import modelfile, registry
 from imageai.errors import ImageAiError
 from imageai.i18n import t
 from imageai.modelfile import LoadedModel
+from ui.train_text import md_escape
 
 
 @st.cache_resource(show_spinner=False)
@@ -28,7 +29,7 @@ def get_model(key: str) -> LoadedModel:
 def model_label(lang: str, key: str) -> str:
     if key in registry.BUNDLED:
         return t(lang, f"model.bundled_{key}")
-    return t(lang, "model.session", name=st.session_state.user_models[key].name)
+    return t(lang, "model.session", name=" ".join(st.session_state.user_models[key].name.split()))
 
 
 def add_user_model(loaded: LoadedModel) -> str:
@@ -72,4 +73,4 @@ def model_loader(lang: str, key: str, select_key: str = "explore_model") -> None
     if isinstance(done[1], ImageAiError):
         st.error(done[1].message(lang))
     elif done[1] in st.session_state.user_models:
-        st.success(t(lang, "model.loaded", name=st.session_state.user_models[done[1]].name))
+        st.success(t(lang, "model.loaded", name=md_escape(st.session_state.user_models[done[1]].name)))
