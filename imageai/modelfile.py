@@ -12,6 +12,8 @@ import torch
 from safetensors.torch import load as load_tensors
 from safetensors.torch import save as save_tensors
 
+from imageai import calibration
+from imageai.calibration import Calibration
 from imageai.errors import ModelFileError
 from imageai.model import CNN, KERNEL_SIZE, CNNConfig, stage_shapes
 
@@ -55,6 +57,7 @@ class LoadedModel:
     model: CNN
     input_spec: InputSpec
     meta: dict = field(default_factory=dict)
+    calibration: Calibration | None = None  # how far from its training data a picture may lie (see calibration.py)
 
     @property
     def config(self) -> CNNConfig:
@@ -74,8 +77,12 @@ def model_record(name: str, config: CNNConfig, input_spec: InputSpec, **extra: o
 def to_bytes(loaded: LoadedModel) -> bytes:
     """Serialise a model and its record to the .safetensors bytes a user can download."""
     record = model_record(loaded.name, loaded.config, loaded.input_spec,
-                          **{k: v for k, v in loaded.meta.items() if k not in _CORE_KEYS})
+                          **{k: v for k, v in loaded.meta.items() if k not in _CORE_KEYS | {"calibration"}})
     state = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in loaded.model.state_dict().items()}
+    if loaded.calibration is not None:
+        record["calibration"] = loaded.calibration.record()
+        state.update({k: v.detach().to("cpu", torch.float32).contiguous()
+                      for k, v in loaded.calibration.tensors().items()})
     return save_tensors(state, metadata={META_KEY: json.dumps(record, ensure_ascii=False)})
 
 
@@ -109,13 +116,18 @@ def from_bytes(data: bytes) -> LoadedModel:
         tensors = load_tensors(data)  # safetensors checks every tensor lies inside `data`, so this stays small
     except Exception:  # safetensors raises its own error types for a malformed body
         raise ModelFileError("model_not_safetensors") from None
+    extra = {k: tensors.pop(k) for k in list(tensors) if k.startswith(calibration.TENSOR_PREFIX)}
     if sum(t.numel() for t in tensors.values()) != _weight_count(config):  # before CNN(config) allocates them
         raise ModelFileError("model_shape_mismatch")
+    try:
+        fitted = calibration.from_file(extra, record.get("calibration"), config)
+    except (ValueError, KeyError, TypeError, OverflowError):
+        raise ModelFileError("model_bad_metadata") from None
     model = CNN(config)
     _check_tensors(tensors, model.state_dict())
     model.load_state_dict(tensors)
     model.eval()
-    return LoadedModel(name=name, model=model, input_spec=spec, meta=record)
+    return LoadedModel(name=name, model=model, input_spec=spec, meta=record, calibration=fitted)
 
 
 _CORE_KEYS = {"format", "format_version", "name", "classes", "architecture", "input"}

@@ -4,9 +4,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 from PIL import Image
 
-from imageai.calibration import score_strength
+from imageai import calibration
 from imageai.images import read_image
 from imageai.modelfile import LoadedModel
 from imageai.preprocess import Prepared, prepare, prepare_array
@@ -54,17 +55,18 @@ def explain_array(loaded: LoadedModel, array: np.ndarray) -> Explanation:
     return Explanation(prepared, trace(loaded.model, prepared.tensor), loaded.classes)
 
 
-def assess(explanation: Explanation, meta: dict) -> str:
-    """'confident', 'unsure' (top probability low) or 'unfamiliar' (scores far weaker than on real data).
+def assess(explanation: Explanation, loaded: LoadedModel) -> str:
+    """'unfamiliar' (far from everything the model was trained on), 'unsure' (top probability low) or 'confident'.
 
-    Softmax always sums to 1, so a photo of a cat still gets some class at high probability. The
-    strength of the raw scores (their log-sum-exp) is a better sign: the model records, at training
-    time, the 1st percentile of this strength over its own test images (`calibration.logsumexp_p01`).
+    Softmax always shares 100% among the known classes, so a photo of a cat still gets some class at a
+    high probability; the model's calibration (see calibration.py) tells whether the picture is like its data.
     """
-    strength = float(score_strength(explanation.trace.values["dense"]))
-    floor = (meta.get("calibration") or {}).get("logsumexp_p01")
-    if floor is not None and strength < float(floor):
-        return "unfamiliar"
+    if loaded.calibration is not None:
+        pools = [torch.from_numpy(np.array(explanation.trace.values[name]))[None]
+                 for name in explanation.trace.stage_names if name.startswith("pool")]
+        if float(calibration.distance(loaded.calibration, calibration.pool_summary(pools))[0]) > \
+                loaded.calibration.threshold:
+            return "unfamiliar"
     if explanation.probability < UNSURE_PROBABILITY:
         return "unsure"
     return "confident"

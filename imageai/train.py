@@ -11,10 +11,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from imageai import calibration
 from imageai.datasets import Dataset
 from imageai.errors import TrainingError
 from imageai.model import CNN, CNNConfig, pick_device
 from imageai.modelfile import InputSpec, LoadedModel
+from imageai.preprocess import batch_from_uint8
 
 OPTIMIZERS = ("adam", "sgd")
 SGD_MOMENTUM = 0.9
@@ -104,16 +106,8 @@ class TrainResult:
 
 
 def to_tensor(images: np.ndarray, spec: InputSpec) -> torch.Tensor:
-    """(N, H, W) or (N, H, W, C) uint8 -> (N, C, H, W) float32: pixels / 255, then (x - mean) / std per channel.
-
-    The same formula as imageai.preprocess for pictures already at the model's size (kept here so training
-    needs no image decoding code).
-    """
-    x = torch.from_numpy(np.ascontiguousarray(images)).float().div_(255)
-    x = x.unsqueeze(1) if x.ndim == 3 else x.permute(0, 3, 1, 2)  # (N, C, H, W)
-    mean = torch.tensor(spec.mean, dtype=torch.float32).view(1, -1, 1, 1)
-    std = torch.tensor(spec.std, dtype=torch.float32).view(1, -1, 1, 1)
-    return ((x - mean) / std).contiguous()
+    """(N, H, W) or (N, H, W, C) uint8 -> (N, C, H, W) float32, normalised exactly as the Explore page does."""
+    return batch_from_uint8(images, spec).contiguous()
 
 
 def new_model(config: CNNConfig, generator: torch.Generator) -> CNN:
@@ -212,7 +206,7 @@ def train(dataset: Dataset, config: TrainConfig, *, callback: Callable[[Progress
         "accuracy": {"test": test_acc, "test_images": int(len(dataset.test_labels))},
         "training": asdict(config),
         "history": history,
-    })
+    }, calibration=calibration.fit(model, x_train, y_train, x_test))
     return TrainResult(loaded, history, test_acc,
                        confusion_matrix(dataset.test_labels, predictions, len(dataset.classes)),
                        initial_kernels, loop.stopped, predictions)

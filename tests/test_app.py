@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,6 +13,7 @@ from imageai.registry import bundled_path, load_bundled
 
 pytestmark = pytest.mark.skipif(not bundled_path("digits").exists(), reason="bundled models not built")
 
+APP = Path(__file__).resolve().parents[1] / "app.py"
 TIMEOUT = 180  # torch's first import is slow here
 
 
@@ -29,7 +31,7 @@ def digit_photo() -> bytes:
 
 
 def _app(page: str | None = None, lang: str = "en") -> AppTest:
-    at = AppTest.from_file("app.py", default_timeout=TIMEOUT)
+    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
     at.session_state["lang"] = lang
     at.run()
     if page:

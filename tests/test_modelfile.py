@@ -464,3 +464,50 @@ def test_every_error_key_modelfile_raises_has_a_message_in_both_languages():
     assert len(keys) >= 9
     for lang in ("en", "ko"):
         assert {f"error.{k}" for k in keys} <= catalog(lang).keys(), lang
+
+
+# ---- calibration ---------------------------------------------------------------------------------------------
+
+
+def _calibrated() -> LoadedModel:
+    from imageai import calibration
+
+    loaded = _loaded()
+    gen = torch.Generator().manual_seed(1)
+    x = torch.randn(60, 3, 16, 16, generator=gen)
+    loaded.calibration = calibration.fit(loaded.model, x, torch.arange(60) % 3, x[:20])
+    return loaded
+
+
+def test_calibration_survives_the_round_trip():
+    original = _calibrated()
+    loaded = modelfile.from_bytes(modelfile.to_bytes(original))
+    torch.testing.assert_close(loaded.calibration.class_means, original.calibration.class_means)
+    torch.testing.assert_close(loaded.calibration.precision, original.calibration.precision)
+    assert loaded.calibration.threshold == original.calibration.threshold
+    assert loaded.meta["calibration"]["threshold"] == original.calibration.threshold
+
+
+def test_a_model_without_calibration_loads_without_one():
+    assert modelfile.from_bytes(modelfile.to_bytes(_loaded())).calibration is None
+
+
+@pytest.mark.parametrize("tamper", ["shape", "missing_tensor", "no_record", "nan", "threshold"])
+def test_a_tampered_calibration_is_refused(tamper):
+    data = modelfile.to_bytes(_calibrated())
+    header, _ = _split(data)
+    record = json.loads(json.loads(header)["__metadata__"]["imageai"])
+    from safetensors.torch import load as load_tensors
+
+    tensors = load_tensors(data)
+    if tamper == "shape":
+        tensors["calibration.class_means"] = tensors["calibration.class_means"][:, :-1].contiguous()
+    elif tamper == "missing_tensor":
+        del tensors["calibration.precision"]
+    elif tamper == "no_record":
+        del record["calibration"]
+    elif tamper == "nan":
+        tensors["calibration.precision"][0, 0] = float("nan")
+    else:
+        record["calibration"]["threshold"] = -1.0
+    _refused_bytes(_file(record, tensors), "model_bad_metadata")

@@ -8,7 +8,7 @@ import pytest
 import torch
 from PIL import Image
 
-from imageai.calibration import calibrate, score_strength
+from imageai import calibration
 from imageai.model import CNN, CNNConfig
 from imageai.modelfile import InputSpec, LoadedModel
 from imageai.pipeline import assess, explain_array, explain_bytes
@@ -61,27 +61,68 @@ def test_explain_array_from_another_dataset_is_preprocessed_like_an_upload(shape
     assert explanation.trace.shape("input") == (3, 32, 32)
 
 
-def test_score_strength_equals_torch_logsumexp():
-    scores = np.random.default_rng(1).normal(size=(5, 7)).astype(np.float32) * 30
-    np.testing.assert_allclose(score_strength(scores), torch.logsumexp(torch.from_numpy(scores), 1).numpy(),
-                               rtol=1e-5)
+def _calibrated(loaded: LoadedModel, seed: int = 0) -> LoadedModel:
+    gen = torch.Generator().manual_seed(seed)
+    train_x = torch.randn(300, 1, 28, 28, generator=gen) * 0.3
+    train_y = torch.randint(0, 10, (300,), generator=gen)
+    held_out = torch.randn(100, 1, 28, 28, generator=gen) * 0.3
+    return LoadedModel(loaded.name, loaded.model, loaded.input_spec, {},
+                       calibration.fit(loaded.model, train_x, train_y, held_out))
 
 
-def test_calibrate_records_the_low_percentile_of_test_strength(digits_model):
-    images = torch.randn(200, 1, 28, 28)
-    record = calibrate(digits_model.model, images)
-    with torch.inference_mode():
-        strength = torch.logsumexp(digits_model.model.scores(images), 1).numpy()
-    assert record["logsumexp_p01"] == pytest.approx(float(np.percentile(strength, 1.0)), rel=1e-5)
-    assert record["images"] == 200
-
-
-def test_assess_calls_a_weak_answer_unfamiliar_and_a_flat_one_unsure(digits_model):
+def test_pool_summary_of_a_trace_equals_summarise_on_the_model(digits_model):
     digit = np.zeros((28, 28), np.uint8)
     digit[6:22, 12:16] = 255
     explanation = explain_array(digits_model, digit)
-    strength = float(score_strength(explanation.trace.values["dense"]))
-    assert assess(explanation, {"calibration": {"logsumexp_p01": strength + 1}}) == "unfamiliar"
-    below = assess(explanation, {"calibration": {"logsumexp_p01": strength - 1}})
-    assert below == ("unsure" if explanation.probability < 0.6 else "confident")
-    assert assess(explanation, {}) in ("unsure", "confident")
+    pools = [torch.from_numpy(np.array(explanation.trace.values[n]))[None] for n in ("pool1", "pool2")]
+    expected = calibration.summarise(digits_model.model, explanation.prepared.tensor)
+    torch.testing.assert_close(calibration.pool_summary(pools), expected)
+    assert expected.shape == (1, calibration.feature_dim(digits_model.config))
+
+
+def test_distance_is_the_squared_mahalanobis_distance_to_the_nearest_class_mean(digits_model):
+    cal = _calibrated(digits_model).calibration
+    features = torch.randn(4, calibration.feature_dim(digits_model.config))
+    means, precision = cal.class_means.double().numpy(), cal.precision.double().numpy()
+    expected = [min(float((f - m) @ precision @ (f - m)) for m in means) for f in features.double().numpy()]
+    np.testing.assert_allclose(calibration.distance(cal, features).numpy(), expected, rtol=1e-6)
+
+
+def test_fit_puts_the_threshold_at_the_99th_percentile_of_held_out_distances(digits_model):
+    gen = torch.Generator().manual_seed(3)
+    train_x, held_out = torch.randn(200, 1, 28, 28, generator=gen), torch.randn(80, 1, 28, 28, generator=gen)
+    cal = calibration.fit(digits_model.model, train_x, torch.randint(0, 10, (200,), generator=gen), held_out)
+    distances = calibration.distance(cal, calibration.summarise(digits_model.model, held_out)).numpy()
+    assert cal.threshold == pytest.approx(float(np.percentile(distances, calibration.PERCENTILE)))
+    assert (distances > cal.threshold).mean() <= 0.02
+
+
+def test_assess_calls_a_picture_unlike_the_training_data_unfamiliar(digits_model):
+    loaded = _calibrated(digits_model)
+    rng = np.random.default_rng(5)
+    wild = explain_array(loaded, rng.integers(0, 256, (28, 28), dtype=np.uint8))  # noise, nothing like N(0, 0.3)
+    assert assess(wild, loaded) == "unfamiliar"
+    assert assess(wild, digits_model) in ("unsure", "confident")  # without calibration only probability counts
+
+
+def test_assess_calls_a_flat_answer_unsure(digits_model):
+    digit = np.zeros((28, 28), np.uint8)
+    digit[6:22, 12:16] = 255
+    explanation = explain_array(digits_model, digit)
+    expected = "unsure" if explanation.probability < 0.6 else "confident"
+    assert assess(explanation, digits_model) == expected
+
+
+def test_bundled_models_call_their_own_test_images_familiar_and_the_other_datasets_unfamiliar():
+    from imageai.datasets import get_dataset
+    from imageai.registry import bundled_path, load_bundled
+
+    if not bundled_path("shapes").exists():
+        pytest.skip("bundled models not built")
+    shapes = load_bundled("shapes")
+    own = get_dataset("shapes").test_images[:40]
+    digits = get_dataset("digits").test_images[:40]
+    own_verdicts = [assess(explain_array(shapes, a), shapes) for a in own]
+    other_verdicts = [assess(explain_array(shapes, a), shapes) for a in digits]
+    assert own_verdicts.count("unfamiliar") <= 2
+    assert other_verdicts.count("unfamiliar") >= 36

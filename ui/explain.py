@@ -29,9 +29,10 @@ def prediction_banner(lang: str, loaded: LoadedModel, explanation: Explanation, 
     predicted = loaded.classes[explanation.prediction]
     cols = st.columns([1, 1, 2])
     cols[0].image(explanation.prepared.original, caption=picture.label, width=160)
-    cols[1].metric(t(lang, "explore.prediction"), predicted, f"{explanation.probability:.1%}", delta_color="off")
+    cols[1].metric(t(lang, "explore.prediction"), predicted, f"{explanation.probability:.1%}", delta_color="off",
+                   delta_arrow="off", border=True)
     with cols[2]:
-        verdict = assess(explanation, loaded.meta)
+        verdict = assess(explanation, loaded)
         if verdict == "unfamiliar":
             st.warning(t(lang, "explore.out_of_domain", classes=", ".join(loaded.classes)))
         elif verdict == "unsure":

@@ -73,3 +73,5 @@ def _offer(picture: Picture) -> None:
     if current is None or current.digest != picture.digest:
         st.session_state.explore_input = picture
         st.session_state.explore_stage = "input"
+        for key in [k for k in st.session_state if str(k).startswith("pick_")]:
+            del st.session_state[key]  # positions picked for the old picture start afresh

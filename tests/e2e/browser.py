@@ -67,6 +67,16 @@ def stop_server(proc: subprocess.Popen) -> str:
     return proc.log.read().decode("utf-8", "replace")
 
 
+def warm_up(browser, url: str) -> None:
+    """Open the home page once: until some session has run st.navigation, a fresh server answers a deep
+    link (/explore) with Streamlit's one-time "page not found" notice before routing correctly."""
+    context = browser.new_context()
+    page = context.new_page()
+    page.goto(url)
+    page.wait_for_selector("[data-testid='stSidebarNav']", timeout=120_000)
+    context.close()
+
+
 def open_app(page, url: str, path: str = "") -> None:
     page.goto(f"{url}/{path}")
     page.wait_for_selector("[data-testid='stApp']")

@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from tests.e2e.browser import CHROMIUM, CHROMIUM_ARGS, start_server, stop_server
+from tests.e2e.browser import CHROMIUM, CHROMIUM_ARGS, start_server, stop_server, warm_up
 
 
 @pytest.fixture(scope="session")
@@ -23,8 +23,9 @@ def browser():
 
 
 @pytest.fixture(scope="session")
-def server():
+def server(browser):
     proc, url = start_server()
+    warm_up(browser, url)
     yield url
     log = stop_server(proc)
     assert "Traceback" not in log, log[-4000:]

@@ -22,7 +22,7 @@ def seven(tmp_path):
 
 
 def _upload(page, path) -> None:
-    page.locator("[data-testid='stFileUploader'] input[type='file']").set_input_files(str(path))
+    page.locator(".st-key-explore_upload input[type='file']").set_input_files(str(path))
     page.wait_for_selector("[data-testid='stMetricValue']")
 
 
@@ -50,7 +50,9 @@ def test_upload_step_to_output_and_switch_language(page, server, seven):
 
 
 def test_deep_link_to_explore_runs_the_app_with_navigation(page, server):
+    """After the first visit (see warm_up), a deep link runs app.py and its navigation, with no notice."""
     open_app(page, server, "explore")
     page.get_by_text("Explore a picture").first.wait_for()
     assert page.locator("[data-testid='stSidebarNav']").count() == 1
+    assert page.get_by_text("Page not found").count() == 0
     assert_no_exception(page)
