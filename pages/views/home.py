@@ -3,7 +3,8 @@ import streamlit as st
 
 from imageai import figures
 from imageai.i18n import t
-from imageai.model import CNNConfig, stage_block, stage_kind, stage_names, stage_shapes
+from imageai.model import stage_block, stage_kind, stage_names, stage_shapes
+from ui.models import bundled
 from ui.state import lang
 
 lang = lang()
@@ -21,7 +22,7 @@ st.markdown(t(lang, "home.what.body"))
 
 st.header(t(lang, "home.pipeline.title"))
 st.markdown(t(lang, "home.pipeline.body"))
-config = CNNConfig()  # the digits model's architecture: 1×28×28 in, 2 blocks, 10 classes
+config = bundled("digits").config  # the shipped digits model: 1×28×28 in, 2 blocks, 10 classes
 names = stage_names(config.blocks)
 short = [t(lang, f"stage.short.{stage_kind(n)}", n=stage_block(n) or "") for n in names]
 st.plotly_chart(figures.pipeline_figure(names, stage_shapes(config), labels=short),
