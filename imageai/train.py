@@ -22,6 +22,10 @@ OPTIMIZERS = ("adam", "sgd")
 SGD_MOMENTUM = 0.9
 MAX_SHIFT = 2  # augmentation moves a picture by up to this many pixels each way
 EVAL_BATCH = 1000
+# A batch loss this many times the guessing level ln(classes) means the weights have blown up: a learning rate of
+# 1.0 sends it to 10^3-10^14 within a few batches and the network ends at chance, while sane runs (even poor ones)
+# stay below 30x. Such a finite loss is as lost as a NaN, so both stop training with the same message.
+DIVERGED_FACTOR = 100
 
 
 @dataclass
@@ -223,6 +227,7 @@ class _Loop:
         self.optimizer = (torch.optim.Adam(params, lr=config.learning_rate) if config.optimizer == "adam"
                           else torch.optim.SGD(params, lr=config.learning_rate, momentum=SGD_MOMENTUM))
         self.stopped = False
+        self.max_loss = DIVERGED_FACTOR * math.log(max(model.config.num_classes, 2))
         self.epoch = self.batch = self.done = self.seen = self.epoch_seen = self.per_epoch = self.total = 0
         self.loss_sum = self.correct = 0.0
         self.start = time.perf_counter()
@@ -258,7 +263,7 @@ class _Loop:
         if self.config.lr_decay:
             self._set_learning_rate()
         loss_value, correct = torch.stack([loss.detach(), (scores.argmax(1) == yb).sum().float()]).tolist()
-        if not math.isfinite(loss_value):  # one sync per batch reads both numbers
+        if not math.isfinite(loss_value) or loss_value > self.max_loss:  # one sync per batch reads both numbers
             raise TrainingError("training_diverged", lr=self.config.learning_rate)
         self.loss_sum += loss_value * len(yb)
         self.correct += correct

@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 import streamlit as st
+from PIL import Image
 
 from imageai.i18n import t
 from imageai.modelfile import LoadedModel
 from imageai.pipeline import Explanation, assess, explain_array, explain_bytes
 from imageai.report import report_json
 from ui.inputs import Picture
+from ui.train_text import md_escape
 
 
 def explanation_for(model_key: str, loaded: LoadedModel, picture: Picture) -> Explanation:
@@ -24,17 +26,29 @@ def explanation_for(model_key: str, loaded: LoadedModel, picture: Picture) -> Ex
     return explanation
 
 
+BANNER_PX = 160
+
+
+def fit_width(img: Image.Image, width: int) -> Image.Image:
+    """At most `width` wide, at least 1 pixel high: st.image's own shrinking rounds a 512x1 picture to 0 rows."""
+    if img.width <= width:
+        return img
+    return img.resize((width, max(1, round(img.height * width / img.width))), Image.Resampling.LANCZOS)
+
+
 def prediction_banner(lang: str, loaded: LoadedModel, explanation: Explanation, picture: Picture) -> None:
     """The prediction at once, with an honest word when the picture looks unlike anything the model knows."""
     predicted = loaded.classes[explanation.prediction]
     cols = st.columns([1, 1, 2])
-    cols[0].image(explanation.prepared.original, caption=picture.label, width=160)
-    cols[1].metric(t(lang, "explore.prediction"), predicted, f"{explanation.probability:.1%}", delta_color="off",
+    cols[0].image(fit_width(explanation.prepared.original, BANNER_PX), caption=md_escape(picture.label),  # Markdown
+                  width=BANNER_PX)
+    cols[1].metric(t(lang, "explore.prediction"), md_escape(predicted),  # a metric's value is Markdown
+                   f"{explanation.probability:.1%}", delta_color="off",
                    delta_arrow="off", border=True)
     with cols[2]:
         verdict = assess(explanation, loaded)
         if verdict == "unfamiliar":
-            st.warning(t(lang, "explore.out_of_domain", classes=", ".join(loaded.classes)))
+            st.warning(t(lang, "explore.out_of_domain", classes=md_escape(", ".join(loaded.classes))))
         elif verdict == "unsure":
             st.info(t(lang, "explore.unsure", probability=explanation.probability))
         if picture.true_class is not None:

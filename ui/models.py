@@ -49,7 +49,8 @@ def model_picker(lang: str, key: str = "explore_model") -> str:
         st.session_state[key] = pending
     if st.session_state.get(key) not in choices:
         st.session_state[key] = choices[0]
-    return st.selectbox(t(lang, "model.choose"), choices, key=key, format_func=lambda k: model_label(lang, k))
+    labels = {k: model_label(lang, k) for k in choices}  # made now: AppTest calls format_func between runs
+    return st.selectbox(t(lang, "model.choose"), choices, key=key, format_func=labels.__getitem__)
 
 
 def model_loader(lang: str, key: str, select_key: str = "explore_model") -> None:
