@@ -1,8 +1,13 @@
 """ImageAi's entry point: session defaults, language switch, and navigation over the pages."""
+import pandas  # noqa: F401  imported whole before any page draws a figure, see below
 import streamlit as st
 
 from imageai.i18n import LANGUAGES, language_from_locale, t
 from ui.state import init_session
+
+# Plotly checks for pandas with sys.modules.get("pandas"): while one session's thread is still importing pandas,
+# another session's figure would get the half-made module and fail ("partially initialized module 'pandas'").
+# The import statement above waits for an import in progress, and every page runs this file first.
 
 st.set_page_config(page_title="ImageAi", page_icon="🧠", layout="wide")
 init_session(default_language=language_from_locale(st.context.locale))

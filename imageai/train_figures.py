@@ -13,8 +13,9 @@ VALIDATION_COLOUR = "#ff7f0e"
 
 
 def plain(text: str) -> str:
-    """A user's text made inert for plotly, which reads a little HTML (<a href>, <b>) in every label."""
-    return html.escape(str(text), quote=True)
+    """A user's text made inert for plotly, which reads a little HTML (<a href>, <b>) in every label. Quotes stay
+    as they are: with '<' escaped they cannot start a tag, and plotly would show '&quot;' literally."""
+    return html.escape(str(text), quote=False)
 
 
 def thin(points: Sequence[dict], limit: int = MAX_CURVE_POINTS) -> list[dict]:

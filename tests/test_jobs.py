@@ -175,6 +175,19 @@ def test_a_dropped_handle_stops_its_training_and_frees_its_memory():
     assert mgr.counts() == (0, 0)
 
 
+def test_a_training_whose_owner_is_gone_stops_by_itself_without_garbage_collection(monkeypatch):
+    monkeypatch.setattr(jobs, "OWNER_CHECK_S", 0.0)
+    owner = {"alive": True}
+    handle = JobHandle(TrainingManager(1))
+    job = handle.start(tiny_dataset(), long_config(), name="t", device="cpu", owner_alive=lambda: owner["alive"])
+    wait_for(lambda: len(job.view().batch_points) >= 3)
+    assert job.state is JobState.RUNNING
+    owner["alive"] = False  # the session is gone, though `handle` (its session state) is still referenced
+    assert job.join(WAIT_S)
+    assert job.state is JobState.STOPPED and len(job.view().batch_points) < 4_800
+    assert handle.job is job
+
+
 def test_a_dropped_handle_takes_its_job_out_of_the_queue():
     mgr = TrainingManager(1)
     first = JobHandle(mgr)

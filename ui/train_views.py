@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import os
+import time
+from typing import Callable
 
 import streamlit as st
 
@@ -9,7 +11,7 @@ from imageai import train, train_figures
 from imageai.datasets import Dataset
 from imageai.errors import ImageAiError
 from imageai.i18n import t
-from imageai.jobs import JobHandle, JobState, TrainingJob
+from imageai.jobs import JobHandle, JobState, TrainingJob, manager
 from ui.models import add_user_model
 from ui.train_models import model_actions
 from ui.train_text import show_error
@@ -74,12 +76,42 @@ def train_button(lang: str, dataset: Dataset | None, config: train.TrainConfig) 
         return
     count = st.session_state.get("train_count", 0) + 1
     try:
-        handle().start(_limited(dataset), config, name=f"{dataset.name}-{count}")
+        handle().start(_limited(dataset), config, name=f"{dataset.name}-{count}", owner_alive=session_alive())
     except ImageAiError as err:
         show_error(lang, err)
         return
     st.session_state.train_count = count
     st.rerun()  # redraw with the Train button disabled and the live view showing
+
+
+def server_load(lang: str) -> None:
+    """How busy the shared server is: trainings running and waiting, out of its cap (all sessions together)."""
+    running, queued = manager().counts()
+    st.caption(t(lang, "trainpage.server_load", running=running, queued=queued, capacity=manager().max_trainings))
+
+
+def session_alive() -> Callable[[], bool] | None:
+    """For the worker: is this browser session still connected, or gone for less than Streamlit's disconnect
+    timeout (after which Streamlit drops it)? Holds only the session's id. None outside a server (AppTest)."""
+    from streamlit.runtime import Runtime
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+    ctx = get_script_run_ctx()
+    if ctx is None or not Runtime.exists():
+        return None
+    runtime, session_id = Runtime.instance(), ctx.session_id
+    ttl = float(st.get_option("server.disconnectedSessionTTL"))
+    gone_since: list[float] = []  # when the worker first found the session disconnected; empty while connected
+
+    def alive() -> bool:
+        if runtime.is_active_session(session_id):
+            gone_since.clear()
+            return True
+        if not gone_since:
+            gone_since.append(time.monotonic())
+        return time.monotonic() - gone_since[0] < ttl
+
+    return alive
 
 
 def _limited(dataset: Dataset) -> Dataset:

@@ -5,7 +5,7 @@ from imageai.i18n import t
 from ui.state import lang
 from ui.train_data import dataset_picker, gallery
 from ui.train_models import session_models
-from ui.train_views import live_view, results, settings, train_button
+from ui.train_views import live_view, results, server_load, settings, train_button
 
 lang = lang()
 st.title(t(lang, "trainpage.title"))
@@ -23,6 +23,7 @@ config = settings(lang, choice)
 
 st.header(t(lang, "trainpage.step.train"))
 st.caption(t(lang, "trainpage.train_note"))
+server_load(lang)
 train_button(lang, dataset, config)
 live_view(lang)
 results(lang)

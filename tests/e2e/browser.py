@@ -36,13 +36,15 @@ def _wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 120) -> Non
     raise TimeoutError("streamlit did not become healthy")
 
 
-def start_server(env_extra: dict[str, str] | None = None) -> tuple[subprocess.Popen, str]:
+def start_server(env_extra: dict[str, str] | None = None,
+                 args: list[str] | None = None) -> tuple[subprocess.Popen, str]:
+    """`streamlit run app.py` on a free local port, with extra environment and `--server.*` flags; waits for health."""
     port = _free_port()
     env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env_extra or {})}
     log = tempfile.TemporaryFile()  # a file, not a pipe: an unread pipe would block a chatty server
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
-         "--server.port", str(port), "--server.address", "127.0.0.1"],
+         "--server.port", str(port), "--server.address", "127.0.0.1", *(args or [])],
         cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
     )
     proc.log = log
@@ -89,6 +91,39 @@ def wait_idle(page, timeout: float = 60_000) -> None:
         " || !document.querySelector('[data-testid=\"stStatusWidget\"]').innerText.match(/Running|Stop/)",
         timeout=timeout,
     )
+
+
+def by_key(page, key: str):
+    """The container Streamlit 1.67 gives a keyed widget (CSS class `st-key-<key>`)."""
+    return page.locator(f".st-key-{key}")
+
+
+def choose(page, key: str, option: str) -> None:
+    """Pick `option` (its visible label) in the keyed selectbox. A rerun that redraws the selectbox closes its
+    list, so opening it is tried a few times."""
+    item = page.get_by_role("option", name=option, exact=True)
+    for _ in range(3):
+        by_key(page, key).get_by_role("combobox").click()
+        try:
+            item.wait_for(timeout=5_000)
+            break
+        except Exception:  # Playwright's TimeoutError: the list closed again before it was seen
+            page.keyboard.press("Escape")
+    item.click()
+    page.wait_for_function("([key, option]) => document.querySelector(`.st-key-${key} [role=combobox]`)?.value"
+                           " === option", arg=[key, option])
+
+
+def selected(page, key: str) -> str:
+    """The label shown in the keyed selectbox (Streamlit 1.67 draws it as the value of a combobox input)."""
+    return by_key(page, key).get_by_role("combobox").input_value()
+
+
+def set_number(page, key: str, value: int) -> None:
+    """Type a value into the keyed number input and commit it (Streamlit applies it on Enter)."""
+    box = by_key(page, key).locator("input")
+    box.fill(str(value))
+    box.press("Enter")
 
 
 def assert_no_exception(page) -> None:
