@@ -124,3 +124,15 @@ def test_explore_sample_from_each_bundled_model(model):
     at.segmented_control(key="explore_stage").set_value("output")
     at.run()
     _no_exception(at)
+
+
+def test_conv_stage_starts_at_filter_ones_strongest_response():
+    at = _app("pages/views/explore.py")
+    _upload(at, "seven.png", digit_photo())
+    at.segmented_control(key="explore_stage").set_value("conv1")
+    at.run()
+    _no_exception(at)
+    maps = at.session_state["_explanation"][1].trace.values["conv1"]
+    y, x = np.unravel_index(int(np.argmax(maps[0])), maps[0].shape)
+    assert (at.slider(key="pick_conv1_y").value, at.slider(key="pick_conv1_x").value) == (y, x)
+    assert at.slider(key="pick_conv1_filter").value == 1

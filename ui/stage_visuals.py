@@ -1,6 +1,7 @@
 """Each stage's visual, drawn from this picture's numbers (computed in `imageai`, never here)."""
 from __future__ import annotations
 
+import numpy as np
 import streamlit as st
 
 from imageai import explain, figures
@@ -27,9 +28,10 @@ def _slider(lang: str, label: str, size: int, key: str, one_based: bool = False)
     return int(value) - low
 
 
-def _position(lang: str, stage: str, shape: tuple[int, int, int]) -> tuple[int, int, int]:
-    """Three sliders in a row: filter (shown 1-based), row, column."""
-    n, h, w = shape
+def _position(lang: str, stage: str, maps: np.ndarray) -> tuple[int, int, int]:
+    """Three sliders in a row: filter (shown 1-based), row, column; they start at filter 1's strongest cell."""
+    n, h, w = maps.shape
+    _start_at_strongest(stage, maps)
     cols = st.columns(3)
     with cols[0]:
         f = _slider(lang, "explore.pick_filter", n, f"pick_{stage}_filter", one_based=True)
@@ -42,7 +44,7 @@ def _position(lang: str, stage: str, shape: tuple[int, int, int]) -> tuple[int, 
 
 def _start_at_strongest(stage: str, maps: np.ndarray) -> None:
     """First look at a stage: filter 1 at its strongest response, not the (padded) corner."""
-    if f"pick_{stage}_y" not in st.session_state:
+    if f"pick_{stage}_y" not in st.session_state and maps.size:
         y, x = np.unravel_index(int(np.argmax(maps[0])), maps[0].shape)
         st.session_state[f"pick_{stage}_y"], st.session_state[f"pick_{stage}_x"] = int(y), int(x)
 
@@ -69,7 +71,7 @@ def _input(lang: str, stage: str, loaded: LoadedModel, ex: Explanation) -> None:
 def _conv(lang: str, stage: str, loaded: LoadedModel, ex: Explanation) -> None:
     weight, _ = ex.trace.weights[stage]
     n, h, w = ex.trace.values[stage].shape
-    f, y, x = _position(lang, stage, (n, h, w))
+    f, y, x = _position(lang, stage, ex.trace.values[stage])
     step = explain.conv_step(ex.trace, stage, f, y, x)
     st.markdown(t(lang, "stage.conv.live", filter=f + 1, y=y, x=x, total=step.total, bias=step.bias,
                   value=step.value))
@@ -105,7 +107,7 @@ def _relu(lang: str, stage: str, loaded: LoadedModel, ex: Explanation) -> None:
 
 
 def _pool(lang: str, stage: str, loaded: LoadedModel, ex: Explanation) -> None:
-    c, y, x = _position(lang, stage, ex.trace.values[stage].shape)
+    c, y, x = _position(lang, stage, ex.trace.values[stage])
     window = explain.pool_window(ex.trace, stage, c, y, x)
     size = explain.pool_summary(ex.trace, stage)
     st.markdown(t(lang, "stage.pool.live", value=window.value))
