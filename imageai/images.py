@@ -11,7 +11,8 @@ from imageai.errors import ImageReadError
 
 MAX_FILE_BYTES = 50 * 2**20  # the largest upload read at all
 MAX_PIXELS = 60_000_000  # checked from the header before decoding; a 48 MP phone photo fits
-WORK_SIDE = 1024  # decoded images are shrunk to this long side; models take at most a few dozen pixels
+WORK_SIDE = 512  # decoded images are shrunk to this long side: the display copy (preprocess.DISPLAY_SIDE) and
+# the digit finder (FIND_SIDE) need no more, models take a few dozen pixels; each step down costs ~10 ms
 # Pillow's names for the formats we decode ("MPO" is a phone JPEG with extra pictures inside).
 ALLOWED_FORMATS = ("PNG", "JPEG", "MPO", "WEBP", "BMP", "GIF", "HEIF")
 _RESIZE_FIRST_MODES = ("RGB", "RGBA", "L", "LA")  # shrunk before conversion to save memory

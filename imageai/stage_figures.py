@@ -24,16 +24,23 @@ def tiles(lang: str, n: int, kind: str = "filter") -> list[str]:
     return [t(lang, f"fig.tile.{kind}", n=i + 1) for i in range(n)]
 
 
+def strongest_cell(maps: np.ndarray) -> tuple[int, int]:
+    """(y, x) of the first map's largest value: where a conv or pool stage first points, not a padded corner."""
+    y, x = np.unravel_index(int(np.argmax(maps[0])), maps[0].shape)  # maps: (C, H, W)
+    return int(y), int(x)
+
+
 def stage_data(stage: str, ex: Explanation) -> dict[str, Any]:
-    """A stage's numbers as the page first shows them: picks at position 0 and at the predicted class."""
+    """A stage's numbers as the page first shows them: filter 1 at its strongest cell, the predicted class."""
     trace = ex.trace
     kind = stage_kind(stage)
     if kind == "conv":
-        return {"step": explain.conv_step(trace, stage, 0, 0, 0)}
+        return {"step": explain.conv_step(trace, stage, 0, *strongest_cell(trace.values[stage]))}
     if kind == "relu":
         return {"summary": explain.relu_summary(trace, stage)}
     if kind == "pool":
-        return {"window": explain.pool_window(trace, stage, 0, 0, 0), "size": explain.pool_summary(trace, stage)}
+        return {"window": explain.pool_window(trace, stage, 0, *strongest_cell(trace.values[stage])),
+                "size": explain.pool_summary(trace, stage)}
     if kind == "flatten":
         return {"summary": explain.flatten_summary(trace), "index": 0}
     if kind == "dense":

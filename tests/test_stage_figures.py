@@ -1,15 +1,21 @@
 """Stage figures as the Explore page shows them: the page's set and order per stage, picks at their first values."""
 from __future__ import annotations
 
+import io
+
 import numpy as np
 import plotly.graph_objects as go
+import plotly.io
+import plotly.tools
 import pytest
 import torch
+from PIL import Image, ImageDraw
 
 from imageai import explain
 from imageai.model import CNN, CNNConfig, stage_kind
 from imageai.modelfile import InputSpec, LoadedModel
-from imageai.pipeline import explain_array
+from imageai.pipeline import explain_array, explain_bytes
+from imageai.registry import bundled_path, load_bundled
 from imageai.stage_figures import SHOWN_CHANNELS, conv_figures, conv_shown_channels, stage_data, stage_figures
 
 # Figures per stage kind, in the order the page draws them (ui/stage_visuals.py).
@@ -39,14 +45,15 @@ def test_every_stage_gets_the_pages_figures_in_both_languages(channels):
             assert len(figs) == expected and all(isinstance(f, go.Figure) for f in figs), stage
 
 
-def test_first_view_picks_position_zero_and_the_predicted_class():
+def test_first_view_picks_filter_1_at_its_strongest_cell_and_the_predicted_class():
     loaded = _loaded(1, (4, 8))
     ex = _explanation(loaded)
+    conv2, pool1 = ex.trace.values["conv2"], ex.trace.values["pool1"]  # (8, 8, 8), (4, 4, 4)
     step = stage_data("conv2", ex)["step"]
-    assert (step.filter, step.y, step.x) == (0, 0, 0)
-    assert step.value == pytest.approx(float(ex.trace.values["conv2"][0, 0, 0]), abs=1e-5)
+    assert step.filter == 0 and conv2[0, step.y, step.x] == conv2[0].max()
+    assert step.value == pytest.approx(float(conv2[0].max()), abs=1e-5)
     window = stage_data("pool1", ex)["window"]
-    assert (window.channel, window.y, window.x) == (0, 0, 0)
+    assert window.channel == 0 and window.value == pytest.approx(float(pool1[0].max()))
     assert stage_data("dense", ex)["detail"].class_index == ex.prediction
     soft = stage_data("output", ex)["softmax"]
     np.testing.assert_allclose(soft.probabilities, ex.trace.values["output"], rtol=1e-5, atol=1e-6)
@@ -66,3 +73,29 @@ def test_conv_step_over_many_channels_shows_the_ones_that_contribute_most_in_cha
     np.testing.assert_array_equal(products, step.products[keep])
     maps = conv_figures("en", "conv2", ex, step)[1]
     assert len(maps.layout.shapes) == 1  # the picked position, outlined on the feature maps
+
+
+@pytest.mark.skipif(not bundled_path("digits").exists(), reason="bundled models not built")
+def test_each_stage_first_view_on_the_explore_page_sends_exactly_these_figures():
+    from streamlit.testing.v1 import AppTest
+
+    img = Image.new("RGB", (200, 200), (235, 230, 220))
+    ImageDraw.Draw(img).line([(50, 50), (150, 50), (90, 170)], fill=(20, 20, 30), width=14)
+    buf = io.BytesIO()
+    img.save(buf, "PNG")
+    at = AppTest.from_file("../app.py", default_timeout=180)
+    at.session_state["lang"] = "en"
+    at.run()
+    at.switch_page("pages/views/explore.py")
+    at.run()
+    at.file_uploader(key="explore_upload").set_value(("seven.png", buf.getvalue(), "image/png"))
+    at.run()
+    loaded = load_bundled("digits")
+    ex = explain_bytes(loaded, buf.getvalue())
+    for stage in ex.trace.stage_names:
+        at.session_state["explore_stage"] = stage
+        at.run()
+        sent = [chart.proto.spec for chart in at.get("plotly_chart")]
+        ours = [plotly.io.to_json(plotly.tools.return_figure_from_figure_or_data(f, True), validate=False)
+                for f in stage_figures("en", stage, loaded, ex)]
+        assert sent == ours, stage

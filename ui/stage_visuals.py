@@ -45,8 +45,7 @@ def _position(lang: str, stage: str, maps: np.ndarray) -> tuple[int, int, int]:
 def _start_at_strongest(stage: str, maps: np.ndarray) -> None:
     """First look at a stage: filter 1 at its strongest response, not the (padded) corner."""
     if f"pick_{stage}_y" not in st.session_state and maps.size:
-        y, x = np.unravel_index(int(np.argmax(maps[0])), maps[0].shape)
-        st.session_state[f"pick_{stage}_y"], st.session_state[f"pick_{stage}_x"] = int(y), int(x)
+        st.session_state[f"pick_{stage}_y"], st.session_state[f"pick_{stage}_x"] = sf.strongest_cell(maps)
 
 
 def draw(lang: str, kind: str, stage: str, loaded: LoadedModel, explanation: Explanation) -> None:
