@@ -136,3 +136,13 @@ def test_conv_stage_starts_at_filter_ones_strongest_response():
     y, x = np.unravel_index(int(np.argmax(maps[0])), maps[0].shape)
     assert (at.slider(key="pick_conv1_y").value, at.slider(key="pick_conv1_x").value) == (y, x)
     assert at.slider(key="pick_conv1_filter").value == 1
+
+
+def test_explore_without_a_picture_shows_the_chosen_models_pipeline():
+    at = _app("pages/views/explore.py")
+    _no_exception(at)
+    assert at.info and "Choose a picture" in at.info[0].value
+    at.selectbox(key="explore_model").set_value("shapes")
+    at.run()
+    _no_exception(at)
+    at.get_by_key("explore_pipeline")  # raises KeyError when the chart is missing

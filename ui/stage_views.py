@@ -4,7 +4,8 @@ from __future__ import annotations
 import streamlit as st
 
 from imageai.i18n import t
-from imageai.model import stage_block, stage_kind
+from imageai import figures
+from imageai.model import stage_block, stage_kind, stage_names, stage_shapes
 from imageai.modelfile import LoadedModel
 from imageai.pipeline import Explanation
 from ui import stage_visuals
@@ -20,6 +21,15 @@ def stage_title(lang: str, stage: str, short: bool = False) -> str:
 
 def shape_text(shape: tuple[int, ...]) -> str:
     return "×".join(str(d) for d in shape)
+
+
+def pipeline_preview(lang: str, loaded: LoadedModel) -> None:
+    """Every stage of the chosen model with the shape it will produce, before any picture is given."""
+    names = stage_names(loaded.config.blocks)
+    st.plotly_chart(figures.pipeline_figure(names, stage_shapes(loaded.config),
+                                            labels=[stage_title(lang, n, short=True) for n in names]),
+                    key="explore_pipeline", config={"displayModeBar": False}, width="stretch")
+    st.caption(t(lang, "home.pipeline.caption"))
 
 
 def _move(names: list[str], step: int) -> None:

@@ -7,7 +7,7 @@ from imageai.samples import sample_dataset_for
 from ui.explain import explanation_for, prediction_banner, report_download
 from ui.inputs import picture_input
 from ui.models import get_model, model_loader, model_picker
-from ui.stage_views import stage_stepper, stage_view
+from ui.stage_views import pipeline_preview, stage_stepper, stage_view
 from ui.state import lang
 
 lang = lang()
@@ -28,6 +28,7 @@ picture = st.session_state.explore_input
 with right:
     if picture is None:
         st.info(t(lang, "explore.no_picture"))
+        pipeline_preview(lang, loaded)  # what the picture will go through (and plotly.js loads meanwhile)
         st.stop()
     try:
         explanation = explanation_for(model_key, loaded, picture)
