@@ -36,7 +36,10 @@ LABEL_KEYS = tuple(_DEFAULT_LABELS)  # every label a figure may take; the catalo
 
 
 def plain(text: object) -> str:
-    """A user's word (a class name) as plain text: plotly renders some HTML tags (<a href>, <b>) in labels."""
+    """A user's word (a class name) as plain text: plotly renders some HTML tags (<a href>, <b>) in labels.
+
+    Quotes stay as they are: with '<' escaped they cannot start a tag, and plotly would show '&quot;' literally.
+    """
     return html.escape(str(text), quote=False)
 
 

@@ -1,21 +1,18 @@
 """Figures and plain data for a training run: curves, confusion matrix, kernels before/after, confident mistakes."""
 from __future__ import annotations
 
-import html
 from typing import Sequence
 
 import numpy as np
 import plotly.graph_objects as go
 
+from imageai import figures
+from imageai.figures import plain
+
 MAX_CURVE_POINTS = 400  # per trace: enough to see the shape, small enough to send every second
 TRAIN_COLOUR = "#1f77b4"
 VALIDATION_COLOUR = "#ff7f0e"
 
-
-def plain(text: str) -> str:
-    """A user's text made inert for plotly, which reads a little HTML (<a href>, <b>) in every label. Quotes stay
-    as they are: with '<' escaped they cannot start a tag, and plotly would show '&quot;' literally."""
-    return html.escape(str(text), quote=False)
 
 
 def thin(points: Sequence[dict], limit: int = MAX_CURVE_POINTS) -> list[dict]:
@@ -84,8 +81,6 @@ def kernels_figure(kernels: np.ndarray, *, zmax: float | None = None, title: str
 
     Pass the same zmax for the kernels before and after training so their colours compare.
     """
-    from imageai import figures
-
     f, c = kernels.shape[:2]
     cols = c if c > 1 else min(8, f)
     return figures.tiled_heatmap(kernel_maps(kernels), cols=cols, zmax=zmax, title=title, labels=labels,
