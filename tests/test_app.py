@@ -146,3 +146,20 @@ def test_explore_without_a_picture_shows_the_chosen_models_pipeline():
     at.run()
     _no_exception(at)
     at.get_by_key("explore_pipeline")  # raises KeyError when the chart is missing
+
+
+def test_switching_model_keeps_working_when_a_picked_position_no_longer_fits():
+    at = _app("pages/views/explore.py")
+    _upload(at, "seven.png", digit_photo())
+    at.segmented_control(key="explore_stage").set_value("flatten")
+    at.run()
+    at.slider(key="pick_flatten_index").set_value(1500)  # digits' vector has 1568 elements, shapes' 1024
+    at.run()
+    _no_exception(at)
+    at.selectbox(key="explore_model").set_value("shapes")
+    at.run()
+    _no_exception(at)
+    at.segmented_control(key="explore_stage").set_value("flatten")
+    at.run()
+    _no_exception(at)
+    assert at.slider(key="pick_flatten_index").value <= 1023

@@ -6,7 +6,6 @@ training here takes a second or two.
 from __future__ import annotations
 
 import io
-import time
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +16,7 @@ from streamlit.testing.v1 import AppTest
 from imageai import datasets, jobs, modelfile, train
 from imageai.model import CNN, CNNConfig
 from imageai.modelfile import InputSpec, LoadedModel
+from tests.apptest import wait_until_trained
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 TRAIN_PAGE = "pages/views/train.py"
@@ -33,16 +33,6 @@ def at(monkeypatch) -> AppTest:
     app.switch_page(TRAIN_PAGE).run()
     assert not app.exception
     return app
-
-
-def wait_until_trained(at: AppTest, timeout: float = 90) -> None:
-    end = time.monotonic() + timeout
-    while at.session_state["train_handle"].job.state.active:
-        assert time.monotonic() < end, "training did not end"
-        time.sleep(0.3)
-        at.run()  # what the page's one-second poll does in a browser
-        assert not at.exception
-    at.run()
 
 
 def png(colour: tuple[int, int, int]) -> bytes:

@@ -13,7 +13,6 @@ import os
 import pathlib
 import stat
 import tempfile
-import time
 import tracemalloc
 import unicodedata
 import uuid
@@ -32,6 +31,7 @@ from imageai.i18n import t
 from imageai.model import CNN, CNNConfig
 from imageai.modelfile import InputSpec, LoadedModel
 from imageai.registry import bundled_path
+from tests.apptest import wait_until_trained
 from tests.hostile_corpus import is_message
 from tests.test_safe_zip import patch_headers
 
@@ -357,16 +357,6 @@ def test_hostile_model_files_on_the_explore_page_give_clear_messages_and_run_no_
 
 
 # --- training faults ---
-
-def wait_until_trained(at: AppTest, timeout: float = 90) -> None:
-    end = time.monotonic() + timeout
-    while at.session_state["train_handle"].job.state.active:
-        assert time.monotonic() < end, "training did not end"
-        time.sleep(0.3)
-        at.run()  # what the page's one-second poll does in a browser
-        assert not at.exception
-    at.run()
-
 
 def test_a_diverging_learning_rate_says_to_lower_it_and_a_sane_one_then_trains(at):
     at.number_input(key="train_epochs_digits").set_value(2)

@@ -1,6 +1,7 @@
 """Real-browser helpers: start `streamlit run` on a free port, wait for it, drive Playwright on the system Chromium."""
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -67,6 +68,32 @@ def stop_server(proc: subprocess.Popen) -> str:
         proc.wait()
     proc.log.seek(0)
     return proc.log.read().decode("utf-8", "replace")
+
+
+@contextlib.contextmanager
+def app_server(browser, env_extra: dict[str, str] | None = None, args: list[str] | None = None):
+    """A warmed `streamlit run` server for a test module; on exit it must have logged no traceback."""
+    proc, url = start_server(env_extra, args=args)
+    try:
+        warm_up(browser, url)
+        yield proc, url
+    finally:
+        log = stop_server(proc)
+    assert "Traceback" not in log, log[-4000:]
+
+
+@contextlib.contextmanager
+def browser_page(browser, height: int = 1000, init_script: str | None = None):
+    """A page in its own browser context (its own cookies, so its own Streamlit session)."""
+    context = browser.new_context(locale="en-US", viewport={"width": 1400, "height": height})
+    if init_script:
+        context.add_init_script(init_script)
+    page = context.new_page()
+    page.set_default_timeout(60_000)
+    try:
+        yield page
+    finally:
+        context.close()
 
 
 def warm_up(browser, url: str) -> None:

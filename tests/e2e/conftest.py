@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from tests.e2e.browser import CHROMIUM, CHROMIUM_ARGS, start_server, stop_server, warm_up
+from tests.e2e.browser import CHROMIUM, CHROMIUM_ARGS, app_server, browser_page
 
 
 @pytest.fixture(scope="session")
@@ -24,19 +24,13 @@ def browser():
 
 @pytest.fixture(scope="session")
 def server(browser):
-    proc, url = start_server()
-    warm_up(browser, url)
-    yield url
-    log = stop_server(proc)
-    assert "Traceback" not in log, log[-4000:]
+    with app_server(browser) as (_, url):
+        yield url
 
 
 @pytest.fixture()
 def page(browser, server):
-    context = browser.new_context(locale="en-US", viewport={"width": 1400, "height": 1000})
-    pg = context.new_page()
-    pg.set_default_timeout(60_000)
-    yield pg
-    context.close()
+    with browser_page(browser) as pg:
+        yield pg
 
 

@@ -1,7 +1,6 @@
 """Real browser: upload a photo on /explore, step from Input to Output, switch language; no exception box."""
 from __future__ import annotations
 
-import io
 
 import pytest
 from PIL import Image, ImageDraw

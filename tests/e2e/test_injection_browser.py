@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.e2e.browser import (assert_no_exception, by_key, choose, open_app, selected, set_number, start_server,
-                               stop_server, warm_up)
+from tests.e2e.browser import (app_server, assert_no_exception, browser_page, by_key, choose, open_app, selected,
+                               set_number)
 
 IMG = "<img src=x onerror=alert(1)>"
 LINK = "[click](http://example.com)"
@@ -45,24 +45,17 @@ for (const name of ['alert', 'confirm', 'prompt']) {
 
 @pytest.fixture(scope="module")
 def injection_server(browser):
-    proc, url = start_server({"IMAGEAI_TRAIN_LIMIT": "200"})
-    warm_up(browser, url)
-    yield url
-    log = stop_server(proc)
-    assert "Traceback" not in log, log[-4000:]
+    with app_server(browser, {"IMAGEAI_TRAIN_LIMIT": "200"}) as (_, url):
+        yield url
 
 
 @pytest.fixture()
 def watched_page(browser, injection_server):
     """A page whose alert/confirm/prompt calls and dialogs are recorded."""
-    context = browser.new_context(locale="en-US", viewport={"width": 1400, "height": 1100})
-    context.add_init_script(RECORD_ALERTS)
-    pg = context.new_page()
-    pg.set_default_timeout(60_000)
-    pg.dialogs = []
-    pg.on("dialog", lambda d: (pg.dialogs.append(d.message), d.dismiss()))
-    yield pg
-    context.close()
+    with browser_page(browser, height=1100, init_script=RECORD_ALERTS) as pg:
+        pg.dialogs = []
+        pg.on("dialog", lambda d: (pg.dialogs.append(d.message), d.dismiss()))
+        yield pg
 
 
 def photo(colour: tuple[int, int, int], seed: int) -> bytes:

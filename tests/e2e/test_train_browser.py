@@ -9,8 +9,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from tests.e2e.browser import (assert_no_exception, by_key, open_app, selected, set_number, start_server, stop_server,
-                               warm_up)
+from tests.e2e.browser import (app_server, assert_no_exception, browser_page, by_key, open_app, selected,
+                               set_number)
 
 TRAIN_LIMIT = 3000  # training images (and all 1,000 test images): one epoch takes seconds, long enough to watch
 SESSION_TTL_S = 2  # Streamlit keeps a disconnected session this long before it may drop it (default 120 s)
@@ -18,21 +18,15 @@ SESSION_TTL_S = 2  # Streamlit keeps a disconnected session this long before it 
 
 @pytest.fixture(scope="module")
 def train_server(browser):
-    proc, url = start_server({"IMAGEAI_TRAIN_LIMIT": str(TRAIN_LIMIT), "IMAGEAI_MAX_TRAININGS": "2"},
-                             args=["--server.disconnectedSessionTTL", str(SESSION_TTL_S)])
-    warm_up(browser, url)
-    yield SimpleNamespace(url=url, pid=proc.pid)
-    log = stop_server(proc)
-    assert "Traceback" not in log, log[-4000:]
+    with app_server(browser, {"IMAGEAI_TRAIN_LIMIT": str(TRAIN_LIMIT), "IMAGEAI_MAX_TRAININGS": "2"},
+                    args=["--server.disconnectedSessionTTL", str(SESSION_TTL_S)]) as (proc, url):
+        yield SimpleNamespace(url=url, pid=proc.pid)
 
 
 @pytest.fixture()
 def train_page(browser, train_server):
-    context = browser.new_context(locale="en-US", viewport={"width": 1400, "height": 1000})
-    pg = context.new_page()
-    pg.set_default_timeout(60_000)
-    yield pg
-    context.close()
+    with browser_page(browser) as pg:
+        yield pg
 
 
 def _start_training(page, url: str, epochs: int) -> None:
