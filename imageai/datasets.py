@@ -1,6 +1,8 @@
 """The bundled datasets (handwritten digits, generated shapes) as plain records, and a registry by name."""
 from __future__ import annotations
 
+import functools
+
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
@@ -92,3 +94,16 @@ def get_dataset(name: str) -> Dataset:
     if loader is None:
         raise DatasetError("dataset_unknown", name=name, choices=", ".join(DATASETS))
     return loader()
+
+
+@functools.cache
+def shared_dataset(name: str) -> Dataset:
+    """One read-only copy of a built-in dataset per process, for every session (samples, galleries, training).
+
+    Shapes are generated (7,200 images), so building them once matters; the arrays are made read-only so that
+    no session can change what the others see.
+    """
+    dataset = get_dataset(name)
+    for array in (dataset.train_images, dataset.train_labels, dataset.test_images, dataset.test_labels):
+        array.flags.writeable = False
+    return dataset

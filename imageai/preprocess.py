@@ -52,7 +52,7 @@ def batch_from_uint8(images: np.ndarray, spec: InputSpec) -> torch.Tensor:
     images = np.asarray(images)
     if images.dtype != np.uint8 or images.ndim not in (3, 4):
         raise ValueError(f"need uint8 (N, H, W[, C]) images, not {images.dtype} {images.shape}")
-    x = torch.from_numpy(np.ascontiguousarray(images))
+    x = torch.from_numpy(np.require(images, requirements=["C", "W"]))  # copies only a read-only (shared) array
     x = x.unsqueeze(1) if x.ndim == 3 else x.permute(0, 3, 1, 2)  # (N, C, H, W)
     if tuple(x.shape[1:]) != (spec.channels, spec.size, spec.size):
         raise ValueError(f"images are {tuple(x.shape[1:])}, the model takes {(spec.channels, spec.size, spec.size)}")
@@ -79,7 +79,7 @@ def prepare_array(pixels: np.ndarray, spec: InputSpec) -> Prepared:
     if pixels.shape[:2] != (spec.size, spec.size) or channels != spec.channels:
         return prepare(image_from_array(pixels), spec)
     tensor = batch_from_uint8(pixels[None], spec)  # (1, C, S, S)
-    x = torch.from_numpy(np.ascontiguousarray(pixels)).float() / 255
+    x = torch.from_numpy(np.require(pixels, requirements=["C", "W"])).float() / 255
     x = x.unsqueeze(0) if x.ndim == 2 else x.permute(2, 0, 1)  # (C, S, S)
     return Prepared(tensor, x.numpy(), image_from_array(pixels))
 

@@ -1,18 +1,15 @@
 """Sample pictures from a model's own dataset, for the Explore page's "pick a sample"."""
 from __future__ import annotations
 
-from functools import cache
-
 import numpy as np
 
 SAMPLE_SEED = 2024  # a generated set apart from the shapes model's training and test seeds
 
 
-@cache
 def _test_set(dataset: str) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
     from imageai import datasets
 
-    data = datasets.get_dataset(dataset)
+    data = datasets.shared_dataset(dataset)
     return data.test_images, data.test_labels, tuple(data.classes)
 
 

@@ -91,3 +91,12 @@ def test_unknown_dataset_raises_dataset_error_with_a_message():
 def test_every_error_key_here_is_in_both_catalogs():
     for key in ("dataset_unknown", "digits_missing"):
         assert f"error.{key}" in catalog("en") and f"error.{key}" in catalog("ko")
+
+
+def test_shared_dataset_is_built_once_and_read_only():
+    from imageai.datasets import shared_dataset
+
+    first = shared_dataset("digits")
+    assert shared_dataset("digits") is first
+    with pytest.raises(ValueError):
+        first.train_images[0, 0, 0] = 1

@@ -20,10 +20,9 @@ GALLERY_PX = 56  # each example is drawn at least this wide, enlarged by whole p
 PHOTO_TYPES = ["png", "jpg", "jpeg", "webp", "bmp", "gif", "heic", "heif"]
 
 
-@st.cache_resource(show_spinner=False)
 def built_in(name: str) -> Dataset:
-    """Shared by every session and never mutated (training only reads it)."""
-    return datasets.get_dataset(name)
+    """Shared by every session and read-only (the same copy the Explore page's samples come from)."""
+    return datasets.shared_dataset(name)
 
 
 @st.cache_resource(show_spinner=False)
