@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -118,6 +119,27 @@ def wait_idle(page, timeout: float = 60_000) -> None:
         " || !document.querySelector('[data-testid=\"stStatusWidget\"]').innerText.match(/Running|Stop/)",
         timeout=timeout,
     )
+
+
+def stage_caption(index: int | None = None) -> re.Pattern:
+    """The English caption under the Explore stepper ("Stage 3 of 10"): for stage `index`, or for any stage."""
+    number = str(index) if index is not None else r"\d+"
+    return re.compile(rf"^Stage {number} of \d+$")
+
+
+def current_stage(page) -> int:
+    """The 1-based stage the Explore stepper shows now."""
+    caption = page.locator("[data-testid='stMain']").get_by_text(stage_caption())
+    return int(re.search(r"Stage (\d+) of", caption.inner_text()).group(1))
+
+
+def step(page, forward: bool = True) -> int:
+    """Press Next (or Previous) once and wait until the stepper shows the stage it leads to. Reading the stage
+    again before that rerun has finished would see the old one, and a second press would overshoot."""
+    target = current_stage(page) + (1 if forward else -1)
+    page.get_by_role("button", name="Next" if forward else "Previous").click()
+    page.locator("[data-testid='stMain']").get_by_text(stage_caption(target)).wait_for()
+    return target
 
 
 def by_key(page, key: str):

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from tests.e2e.browser import (app_server, assert_no_exception, browser_page, by_key, choose, open_app, selected,
-                               set_number)
+                               set_number, step)
 
 IMG = "<img src=x onerror=alert(1)>"
 LINK = "[click](http://example.com)"
@@ -148,18 +148,15 @@ def test_html_and_markdown_names_stay_plain_text_from_training_to_explanation(wa
         assert value in CLASSES, value  # the predicted class, exactly as typed (the last one is checked below)
         assert_inert(page, f"prediction for {file_name}")
 
-    next_button = page.get_by_role("button", name="Next")
-    for _ in range(12):  # Input, 2 x (Conv, ReLU, Pool), Flatten, then Fully connected
-        if page.get_by_role("heading", name="Fully connected").count():
-            break
-        next_button.click()
-        page.wait_for_timeout(300)
+    for _ in range(8):  # Input, 2 x (Conv, ReLU, Pool), Flatten, then Fully connected
+        step(page)
         assert_inert(page, "stepping to the dense stage")
+    page.get_by_role("heading", name="Fully connected").wait_for()
     for name in CLASSES:
         choose(page, "pick_dense_class", name)
         wait_literal(page, f"Score of {name} =", "dense stage")
         assert_inert(page, f"dense stage, class {name}")
-    next_button.click()
+    step(page)
     page.get_by_role("heading", name="Output").first.wait_for()
     wait_literal(page, f"The model's prediction: {value}, with", "output stage")
     charts = " ".join(page.locator(".js-plotly-plot text").all_text_contents())

@@ -17,7 +17,7 @@ from PIL import Image
 from imageai.datasets import DIGITS_FILE
 from imageai.pipeline import explain_bytes
 from imageai.registry import bundled_path, load_bundled
-from tests.e2e.browser import CHROMIUM, CHROMIUM_ARGS, start_server, stop_server, warm_up
+from tests.e2e.browser import CHROMIUM, CHROMIUM_ARGS, stage_caption, start_server, stop_server, warm_up
 
 pytestmark = pytest.mark.skipif(not bundled_path("digits").exists(), reason="bundled models not built")
 
@@ -158,15 +158,18 @@ async def explorer(browser, url: str, person: int, digit: int, png: bytes, train
         await key(page, "explore_upload").locator("input[type='file']").set_input_files(
             {"name": file_name, "mimeType": "image/png", "buffer": png})
         assert await metric(page, "Prediction") == str(digit), who
-        steps, forward, deadline = 0, True, time.monotonic() + SCENARIO_S
+        steps, stage, forward, deadline = 0, 1, True, time.monotonic() + SCENARIO_S
+        stepper = page.locator("[data-testid='stMain']")
         while not trainings_done.is_set():  # back and forth over stages 1-4 while the others train
             assert time.monotonic() < deadline, f"{who}: the trainings did not end"
-            stage = int(re.search(r"Stage (\d+) of", await main_text(page)).group(1))
             forward = stage <= 1 or (forward and stage < 4)
+            stage += 1 if forward else -1
             await page.get_by_role("button", name="Next" if forward else "Previous").click()
+            # the next press waits for this one's rerun: read too early, the old stage would make it overshoot
+            await stepper.get_by_text(stage_caption(stage)).wait_for()
             steps += 1
-            await page.wait_for_timeout(400)
             await check_own_picture(page, who, person, digit, file_name)
+            await page.wait_for_timeout(300)  # pace: a person reads before the next press (not a synchronisation)
         await check_own_picture(page, who, person, digit, file_name)
         assert await options(page, "explore_model") == BUNDLED_OPTIONS, who  # nobody's trained model shows here
         return {"steps": steps}
