@@ -4,7 +4,6 @@ from __future__ import annotations
 import html
 import math
 from collections.abc import Mapping, Sequence
-from typing import NamedTuple
 
 import numpy as np
 import plotly.graph_objects as go
@@ -27,7 +26,7 @@ NOMINAL_WIDTH = 640  # px a figure is sized for; Streamlit stretches it to the c
 LABEL_PX = 14  # vertical room a tile label needs above its tile
 TITLE_PX = 26  # and a figure title above the plot
 MARGIN = dict(l=4, r=4, t=8, b=4)
-_NO_AXIS = dict(showgrid=False, zeroline=False, showticklabels=False, ticks="", showline=False)
+NO_AXIS = dict(showgrid=False, zeroline=False, showticklabels=False, ticks="", showline=False)
 _DEFAULT_LABELS = {"tile": "#", "y": "y", "x": "x", "value": "v", "downsampled": "1/{step}",
                    "patch": "", "kernel": "", "products": "", "index": "i", "channel": "c", "class": "",
                    "score": "", "contribution": "", "probability": "p", "z": "z", "z_shift": "z − max",
@@ -43,11 +42,11 @@ def plain(text: object) -> str:
     return html.escape(str(text), quote=False)
 
 
-def _label(labels: Mapping[str, str] | None, key: str) -> str:
+def label(labels: Mapping[str, str] | None, key: str) -> str:
     return (labels or {}).get(key, _DEFAULT_LABELS[key])
 
 
-def _figure(data: list[dict], layout: dict) -> go.Figure:
+def make_figure(data: list[dict], layout: dict) -> go.Figure:
     """One go.Figure built in one go. Plotly's property validation is skipped (`_validate=False`): it costs ~5 ms
     a figure, most of the budget for a whole page; tests/test_figures.py validates every figure instead.
     The empty template leaves the look to Streamlit's theme and keeps ~8 KB of plotly defaults out of the JSON."""
@@ -56,7 +55,7 @@ def _figure(data: list[dict], layout: dict) -> go.Figure:
     return go.Figure(data=data, layout={**base, **layout}, _validate=False)
 
 
-def _with_title(layout: dict, title: str | None) -> dict:
+def with_title(layout: dict, title: str | None) -> dict:
     if title:
         layout["title"] = dict(text=title, x=0, xanchor="left", y=1, yanchor="top", pad=dict(t=6, l=4),
                                font=dict(size=14))
@@ -180,9 +179,9 @@ def tiled_heatmap(maps: np.ndarray, *, cols: int | None = None, titles: Sequence
     scale = colorscale or (DIVERGING if diverging else SEQUENTIAL)
     if zero_color and not diverging:
         scale, zmin = _zero_scale(scale, zmax_)
-    note = _label(labels, "downsampled").format(step=step) if step > 1 else ""
-    template = (f"{_label(labels, 'tile')} %{{customdata[0]}}<br>{_label(labels, 'y')} %{{customdata[1]}}, "
-                f"{_label(labels, 'x')} %{{customdata[2]}}<br>{_label(labels, 'value')} %{{z:.4g}}"
+    note = label(labels, "downsampled").format(step=step) if step > 1 else ""
+    template = (f"{label(labels, 'tile')} %{{customdata[0]}}<br>{label(labels, 'y')} %{{customdata[1]}}, "
+                f"{label(labels, 'x')} %{{customdata[2]}}<br>{label(labels, 'value')} %{{z:.4g}}"
                 + (f"<br>{note}" if note else "") + "<extra></extra>")
     trace = dict(type="heatmap", z=z, customdata=custom, colorscale=scale, zmin=zmin, zmax=zmax_,
                  hoverongaps=False, hovertemplate=template, showscale=showscale, xgap=0, ygap=0,
@@ -195,11 +194,11 @@ def tiled_heatmap(maps: np.ndarray, *, cols: int | None = None, titles: Sequence
     layout = dict(
         height=int(min(720, max(140, height))), annotations=annotations,
         shapes=_tile_shapes(origins, step, highlight, marks),
-        xaxis=dict(_NO_AXIS, range=[-0.5, z.shape[1] - 0.5], constrain="domain"),
-        yaxis=dict(_NO_AXIS, range=[z.shape[0] - 0.5, -0.5 - top], scaleanchor="x", constrain="domain"),
+        xaxis=dict(NO_AXIS, range=[-0.5, z.shape[1] - 0.5], constrain="domain"),
+        yaxis=dict(NO_AXIS, range=[z.shape[0] - 0.5, -0.5 - top], scaleanchor="x", constrain="domain"),
         meta=dict(step=step, cols=cols, gap_y=gap_y, origins=origins),
     )
-    return _figure([trace], _with_title(layout, " · ".join(filter(None, [title, note])) or None))
+    return make_figure([trace], with_title(layout, " · ".join(filter(None, [title, note])) or None))
 
 
 # ---------------------------------------------------------------------------------------------------- input
@@ -216,14 +215,14 @@ def image_figure(pixels: np.ndarray, *, title: str | None = None, labels: Mappin
                            x0=x - 0.5, x1=x + ww - 0.5, y0=y - 0.5, y1=y + hh - 0.5))
     side = min(360, max(160, 8 * max(h, w)))
     layout = dict(height=side + MARGIN["t"] + MARGIN["b"], shapes=shapes,
-                  xaxis=dict(_NO_AXIS, range=[-0.5, w - 0.5], constrain="domain"),
-                  yaxis=dict(_NO_AXIS, range=[h - 0.5, -0.5], scaleanchor="x", constrain="domain"))
-    return _figure([_image_trace(pixels, labels)], _with_title(layout, title))
+                  xaxis=dict(NO_AXIS, range=[-0.5, w - 0.5], constrain="domain"),
+                  yaxis=dict(NO_AXIS, range=[h - 0.5, -0.5], scaleanchor="x", constrain="domain"))
+    return make_figure([_image_trace(pixels, labels)], with_title(layout, title))
 
 
 def _image_trace(pixels: np.ndarray, labels: Mapping[str, str] | None) -> dict:
     """(C, H, W) in [0, 1] -> a gray heatmap (C == 1) or an RGB image trace, hover showing y, x and value."""
-    where = f"{_label(labels, 'y')} %{{y}}, {_label(labels, 'x')} %{{x}}<br>{_label(labels, 'value')} "
+    where = f"{label(labels, 'y')} %{{y}}, {label(labels, 'x')} %{{x}}<br>{label(labels, 'value')} "
     if pixels.shape[0] == 1:
         return dict(type="heatmap", z=pixels[0], colorscale=GRAY, zmin=0, zmax=1, showscale=False,
                     hovertemplate=where + "%{z:.3f}<extra></extra>")
@@ -280,12 +279,12 @@ def conv_step_figure(patch: np.ndarray, kernel: np.ndarray, products: np.ndarray
         ax = "" if i == 0 else str(i + 1)
         data.append(dict(type="heatmap", z=z, colorscale=scale, zmin=zmin, zmax=zmax, showscale=False,
                          texttemplate="%{z:.2f}", textfont=dict(size=12), hoverongaps=False, xaxis=f"x{ax}",
-                         yaxis=f"y{ax}", hovertemplate=f"{_label(labels, key)} %{{z:.4g}}<extra></extra>"))
+                         yaxis=f"y{ax}", hovertemplate=f"{label(labels, key)} %{{z:.4g}}<extra></extra>"))
         lo, hi = i * 0.36, i * 0.36 + 0.28
-        layout[f"xaxis{ax}"] = dict(_NO_AXIS, domain=[lo, hi], range=[-0.5, k - 0.5], constrain="domain")
-        layout[f"yaxis{ax}"] = dict(_NO_AXIS, range=[z.shape[0] - 0.5, -0.5], scaleanchor=f"x{ax}",
+        layout[f"xaxis{ax}"] = dict(NO_AXIS, domain=[lo, hi], range=[-0.5, k - 0.5], constrain="domain")
+        layout[f"yaxis{ax}"] = dict(NO_AXIS, range=[z.shape[0] - 0.5, -0.5], scaleanchor=f"x{ax}",
                                     constrain="domain")
-        layout["annotations"].append(dict(text=_label(labels, key), x=(lo + hi) / 2, y=1, xref="paper",
+        layout["annotations"].append(dict(text=label(labels, key), x=(lo + hi) / 2, y=1, xref="paper",
                                           yref="paper", yanchor="bottom", showarrow=False, font=dict(size=12)))
     padded = np.argwhere(padding).tolist() if padding is not None else []  # [(y, x)] outside the image
     layout["shapes"] = [dict(type="rect", xref="x", yref="y", x0=x - 0.45, x1=x + 0.45, y0=r * (k + 1) + y - 0.45,
@@ -297,29 +296,24 @@ def conv_step_figure(patch: np.ndarray, kernel: np.ndarray, products: np.ndarray
     rows = c * (k + 1) - 1
     layout["height"] = int(min(520, 40 + rows * 56))
     layout["margin"] = {**MARGIN, "t": MARGIN["t"] + 18}  # room for the three panel labels
-    return _figure(data, _with_title(layout, title))
+    return make_figure(data, with_title(layout, title))
 
 
 # ---------------------------------------------------------------------------------------------------- relu, pool
 
-class ReluView(NamedTuple):
-    before: go.Figure  # diverging: negatives blue
-    after: go.Figure  # same positive colours; the zeroed cells grey
-    zeroed: float  # share of values that were negative and became 0
-
-
 def relu_figures(before: np.ndarray, after: np.ndarray, *, titles: Sequence[str] | None = None,
                  title_before: str | None = None, title_after: str | None = None,
                  highlight: tuple[int, int, int, int, int] | None = None,
-                 labels: Mapping[str, str] | None = None) -> ReluView:
-    """Maps (N, H, W) before and after ReLU on one colour range, so a red cell keeps its colour across."""
+                 labels: Mapping[str, str] | None = None) -> tuple[go.Figure, go.Figure]:
+    """Maps (N, H, W) before ReLU (diverging: negatives blue) and after it (the zeroed cells grey), on one colour
+    range, so a red cell keeps its colour across."""
     before = np.asarray(before, dtype=np.float32)
     top = float(np.abs(before).max()) or 1.0
     left = tiled_heatmap(before, titles=titles, zmax=top, highlight=highlight, title=title_before,
                          labels=labels, showscale=False)
     right = tiled_heatmap(after, titles=titles, diverging=False, zmax=top, zero_color=True, highlight=highlight,
                           title=title_after, labels=labels, showscale=False)
-    return ReluView(left, right, float((before < 0).mean()))
+    return left, right
 
 
 def pool_figures(before: np.ndarray, after: np.ndarray, *, window: tuple[int, int, int] | None = None,
@@ -347,84 +341,7 @@ def pool_figures(before: np.ndarray, after: np.ndarray, *, window: tuple[int, in
             tiled_heatmap(after, highlight=cell, title=title_after, **common))
 
 
-# ---------------------------------------------------------------------------------------------------- flatten
-
-def flatten_figure(vector: np.ndarray, map_shape: tuple[int, int, int], *, chosen: int | None = None,
-                   channel_titles: Sequence[str] | None = None, title: str | None = None,
-                   labels: Mapping[str, str] | None = None, max_bars: int = 8192) -> go.Figure:
-    """The flattened vector (L,) as a strip of bars: height = value, colour alternating per source channel
-    (map_shape = (C, h, w), L = C*h*w); hover names the channel, y, x; chosen index is marked."""
-    vector = np.asarray(vector, dtype=np.float32)
-    c, h, w = map_shape
-    step = max(1, math.ceil(vector.size / max_bars))
-    idx = np.arange(0, vector.size, step)
-    ch, rest = np.divmod(idx, h * w)
-    item = np.uint16 if vector.size >= 65536 or max(c, h, w) >= 256 else np.uint8
-    custom = np.stack([ch + 1, rest // w, rest % w], -1).astype(np.uint16 if c + 1 >= 256 else item)
-    note = _label(labels, "downsampled").format(step=step) if step > 1 else ""
-    template = (f"{_label(labels, 'index')} %{{x}}<br>{_label(labels, 'channel')} %{{customdata[0]}}: "
-                f"{_label(labels, 'y')} %{{customdata[1]}}, {_label(labels, 'x')} %{{customdata[2]}}<br>"
-                f"{_label(labels, 'value')} %{{y:.4g}}" + (f"<br>{note}" if note else "") + "<extra></extra>")
-    trace = dict(type="bar", x=idx.astype(np.int32), y=vector[idx], customdata=custom, width=step,
-                 marker=dict(color=(ch % 2).astype(np.uint8), cmin=0, cmax=1, line=dict(width=0),
-                             colorscale=[[0, CHANNEL_COLORS[0]], [0.5, CHANNEL_COLORS[0]],
-                                         [0.5, CHANNEL_COLORS[1]], [1, CHANNEL_COLORS[1]]]),
-                 hovertemplate=template)
-    shapes = []
-    if chosen is not None:
-        shapes.append(dict(type="line", xref="x", yref="paper", x0=chosen, x1=chosen, y0=0, y1=1,
-                           line=dict(color=ACCENT, width=3)))
-    annotations = [dict(x=(i + 0.5) * h * w - 0.5, y=1, xref="x", yref="paper", yanchor="bottom", text=text,
-                        showarrow=False, font=dict(size=10)) for i, text in enumerate(channel_titles or ())]
-    layout = dict(height=200, bargap=0, shapes=shapes, annotations=annotations,
-                  margin={**MARGIN, "l": 40, "t": MARGIN["t"] + (16 if channel_titles else 0)},
-                  xaxis=dict(range=[-0.5, vector.size - 0.5], showgrid=False, zeroline=False, automargin=True,
-                             title=dict(text=_label(labels, "index"), font=dict(size=11))),
-                  yaxis=dict(zeroline=True, gridcolor="rgba(128,128,128,0.2)", automargin=True))
-    return _figure([trace], _with_title(layout, " · ".join(filter(None, [title, note])) or None))
-
-
 # ---------------------------------------------------------------------------------------------------- dense
-
-def _sign_colors(values: np.ndarray) -> list[str]:
-    return [POSITIVE if v >= 0 else NEGATIVE for v in values]
-
-
-def scores_figure(scores: np.ndarray, classes: Sequence[str], *, chosen: int | None = None,
-                  title: str | None = None, labels: Mapping[str, str] | None = None) -> go.Figure:
-    """Every class's score (logit) as a bar, red positive / blue negative; the chosen class outlined."""
-    scores = np.asarray(scores, dtype=np.float32)
-    widths = [3 if i == chosen else 0 for i in range(len(classes))]
-    trace = dict(type="bar", x=[plain(c) for c in classes], y=scores, text=[f"{v:.2f}" for v in scores],
-                 textposition="outside", cliponaxis=False,
-                 marker=dict(color=_sign_colors(scores), line=dict(color=MARK, width=widths)),
-                 hovertemplate=f"{_label(labels, 'class')} %{{x}}<br>{_label(labels, 'score')} %{{y:.4g}}"
-                               "<extra></extra>")
-    layout = dict(height=260, margin={**MARGIN, "l": 40, "t": MARGIN["t"] + 14},
-                  xaxis=dict(type="category", automargin=True,
-                             title=dict(text=_label(labels, "class"), font=dict(size=11))),
-                  yaxis=dict(title=dict(text=_label(labels, "score"), font=dict(size=11)), zeroline=True,
-                             gridcolor="rgba(128,128,128,0.2)", automargin=True))
-    return _figure([trace], _with_title(layout, title))
-
-
-def contributions_figure(values: np.ndarray, origins: Sequence[str], *, title: str | None = None,
-                         labels: Mapping[str, str] | None = None) -> go.Figure:
-    """The top contributions (weight x feature) as horizontal bars, largest first, labelled by origin
-    (e.g. "c3 (y4, x2)"), red when they raise the score and blue when they lower it."""
-    values = np.asarray(values, dtype=np.float32)
-    reach = float(np.abs(values).max()) if values.size else 1.0
-    lo, hi = min(0.0, float(values.min(initial=0))), max(0.0, float(values.max(initial=0)))
-    trace = dict(type="bar", orientation="h", x=values, y=list(origins), text=[f"{v:+.3f}" for v in values],
-                 textposition="outside", cliponaxis=False, marker=dict(color=_sign_colors(values)),
-                 hovertemplate=f"%{{y}}<br>{_label(labels, 'contribution')} %{{x:.4g}}<extra></extra>")
-    layout = dict(height=60 + 22 * len(values), margin={**MARGIN, "r": 50},
-                  yaxis=dict(type="category", autorange="reversed", tickfont=dict(size=11), automargin=True),
-                  xaxis=dict(range=[lo - 0.25 * reach * (lo < 0), hi + 0.25 * reach * (hi > 0)],  # room for text
-                             zeroline=True, automargin=True, zerolinecolor="#888", gridcolor="rgba(128,128,128,0.2)",
-                             title=dict(text=_label(labels, "contribution"), font=dict(size=11))))
-    return _figure([trace], _with_title(layout, title))
-
 
 def contribution_map_figure(contributions: np.ndarray, image: np.ndarray | None = None, *,
                             overlay: bool = False, titles: Sequence[str] = ("", ""), title: str | None = None,
@@ -443,93 +360,18 @@ def contribution_map_figure(contributions: np.ndarray, image: np.ndarray | None 
                 colorscale=DIVERGING, zmin=-m, zmax=m, opacity=0.6 if overlay else 1.0,
                 customdata=np.stack([ys, xs], -1).astype(np.uint8 if max(ch, cw) < 256 else np.uint16),
                 colorbar=dict(thickness=10, len=0.9, outlinewidth=0, tickfont=dict(size=10)),
-                hovertemplate=f"{_label(labels, 'y')} %{{customdata[0]}}, {_label(labels, 'x')} "
-                              f"%{{customdata[1]}}<br>{_label(labels, 'contribution')} %{{z:.4g}}<extra></extra>",
+                hovertemplate=f"{label(labels, 'y')} %{{customdata[0]}}, {label(labels, 'x')} "
+                              f"%{{customdata[1]}}<br>{label(labels, 'contribution')} %{{z:.4g}}<extra></extra>",
                 xaxis="x2" if two else "x", yaxis="y2" if two else "y")
     data = [heat] if image is None else [_image_trace(image, labels), heat]
     layout = dict(height=300, annotations=[])
     panels = [("", [0, 0.46]), ("2", [0.54, 1])] if two else [("", [0, 1])]
     for i, (ax, domain) in enumerate(panels):
-        layout[f"xaxis{ax}"] = dict(_NO_AXIS, domain=domain, range=[-0.5, w - 0.5], constrain="domain")
-        layout[f"yaxis{ax}"] = dict(_NO_AXIS, range=[h - 0.5, -0.5], scaleanchor=f"x{ax}", constrain="domain")
+        layout[f"xaxis{ax}"] = dict(NO_AXIS, domain=domain, range=[-0.5, w - 0.5], constrain="domain")
+        layout[f"yaxis{ax}"] = dict(NO_AXIS, range=[h - 0.5, -0.5], scaleanchor=f"x{ax}", constrain="domain")
         if two and titles[i]:
             layout["annotations"].append(dict(text=titles[i], x=sum(domain) / 2, y=1, xref="paper",
                                               yref="paper", yanchor="bottom", showarrow=False))
     if two and any(titles):
         layout["margin"] = {**MARGIN, "t": MARGIN["t"] + 18}  # room for the two panel labels
-    return _figure(data, _with_title(layout, title))
-
-
-# ---------------------------------------------------------------------------------------------------- output
-
-def probabilities_figure(probs: np.ndarray, classes: Sequence[str], *, predicted: int | None = None,
-                         sort: bool = False, title: str | None = None,
-                         labels: Mapping[str, str] | None = None) -> go.Figure:
-    """Probabilities as horizontal bars with percentages, the prediction in the accent colour."""
-    probs = np.asarray(probs, dtype=np.float32)
-    order = np.argsort(-probs, kind="stable") if sort else np.arange(probs.size)
-    names = [plain(classes[i]) for i in order]
-    trace = dict(type="bar", orientation="h", x=probs[order], y=names, text=[f"{probs[i]:.1%}" for i in order],
-                 textposition="outside", cliponaxis=False,
-                 marker=dict(color=[ACCENT if i == predicted else NEUTRAL for i in order]),
-                 hovertemplate=f"{_label(labels, 'class')} %{{y}}<br>{_label(labels, 'probability')} "
-                               "%{x:.2%}<extra></extra>")
-    layout = dict(height=50 + 24 * probs.size, margin={**MARGIN, "r": 56},
-                  yaxis=dict(type="category", autorange="reversed", automargin=True),
-                  xaxis=dict(range=[0, 1.14], tickvals=[0, 0.25, 0.5, 0.75, 1], tickformat=".0%",  # room for text
-                             automargin=True, gridcolor="rgba(128,128,128,0.2)",
-                             title=dict(text=_label(labels, "probability"), font=dict(size=11))))
-    return _figure([trace], _with_title(layout, title))
-
-
-def softmax_table_figure(classes: Sequence[str], scores: np.ndarray, exps: np.ndarray, probs: np.ndarray, *,
-                         predicted: int | None = None, title: str | None = None,
-                         labels: Mapping[str, str] | None = None) -> go.Figure:
-    """Softmax step by step as a table: class, z, z − max, e^(z − max), p; a last row with the sums."""
-    scores, exps, probs = (np.asarray(a, dtype=np.float64) for a in (scores, exps, probs))
-    shifted = scores - scores.max()
-    cells = [[plain(c) for c in classes] + [_label(labels, "sum")],
-             [f"{v:.3f}" for v in scores] + [""], [f"{v:.3f}" for v in shifted] + [""],
-             [f"{v:.4f}" for v in exps] + [f"{exps.sum():.4f}"], [f"{v:.1%}" for v in probs] + [f"{probs.sum():.0%}"]]
-    fill = [ACCENT if i == predicted else "rgba(0,0,0,0)" for i in range(len(classes))] + ["rgba(128,128,128,0.15)"]
-    header = [_label(labels, k) for k in ("class", "z", "z_shift", "exp", "probability")]
-    trace = dict(type="table", header=dict(values=header, align="center", font=dict(size=12),
-                                           fill=dict(color="rgba(128,128,128,0.2)")),
-                 cells=dict(values=cells, align=["center"] + ["right"] * 4, fill=dict(color=[fill]),
-                            height=22, font=dict(size=12)))
-    layout = dict(height=40 + 23 * (len(classes) + 2))
-    return _figure([trace], _with_title(layout, title))
-
-
-# ---------------------------------------------------------------------------------------------------- pipeline
-
-def pipeline_figure(stage_names: Sequence[str], shapes: Sequence[Sequence[int]] | Mapping[str, Sequence[int]],
-                    current: str | None = None, labels: Sequence[str] | None = None,
-                    per_row: int | None = None) -> go.Figure:
-    """All stages as a row of boxes (display name over tensor shape, e.g. 8×28×28) joined by arrows;
-    `current` is filled in its kind's colour. Many stages wrap onto a second row."""
-    names = list(stage_names)
-    dims = [shapes[s] for s in names] if isinstance(shapes, Mapping) else list(shapes)
-    per_row = per_row or (len(names) if len(names) <= 11 else math.ceil(len(names) / 2))
-    boxes, texts = [], []
-    for i, (name, shape, text) in enumerate(zip(names, dims, labels or names)):
-        row, col = divmod(i, per_row)
-        color = KIND_COLORS[name.rstrip("0123456789")]  # the stage kind, as model.stage_kind (no torch here)
-        now = name == current
-        boxes.append(dict(type="rect", xref="x", yref="y", x0=col - 0.42, x1=col + 0.42, y0=-row - 0.4,
-                          y1=-row + 0.4, line=dict(color=color, width=3 if now else 1.5),
-                          fillcolor=color if now else "rgba(0,0,0,0)", opacity=1 if now else 0.9))
-        shape_text = "×".join(str(d) for d in shape)
-        texts.append(dict(x=col, y=-row + 0.1, text=f"<b>{text}</b>" if now else text, showarrow=False,
-                          font=dict(size=11, color="#ffffff" if now else None), xref="x", yref="y"))
-        texts.append(dict(x=col, y=-row - 0.18, text=shape_text, showarrow=False, xref="x", yref="y",
-                          font=dict(size=10, color="#ffffff" if now else "#777777")))
-        if i + 1 < len(names) and (i + 1) % per_row:
-            texts.append(dict(x=col + 0.58, y=-row, ax=col + 0.42, ay=-row, xref="x", yref="y", axref="x",
-                              ayref="y", text="", showarrow=True, arrowhead=2, arrowsize=1, arrowwidth=1.5,
-                              arrowcolor="#999999"))
-    rows = math.ceil(len(names) / per_row)
-    layout = dict(height=30 + 80 * rows, shapes=boxes, annotations=texts, showlegend=False,
-                  xaxis=dict(_NO_AXIS, range=[-0.5, per_row - 0.5], fixedrange=True),
-                  yaxis=dict(_NO_AXIS, range=[-rows + 0.5, 0.5], fixedrange=True))
-    return _figure([], layout)
+    return make_figure(data, with_title(layout, title))

@@ -6,7 +6,7 @@ from typing import Any
 import numpy as np
 import plotly.graph_objects as go
 
-from imageai import explain, figures
+from imageai import charts, explain, figures
 from imageai.explain import ConvStep, DenseExplain, PoolWindow, SoftmaxExplain
 from imageai.i18n import catalog, t
 from imageai.model import POOL_SIZE, stage_kind
@@ -111,10 +111,9 @@ def conv_figures(lang: str, stage: str, ex: Explanation, step: ConvStep) -> list
 def relu_figures(lang: str, stage: str, ex: Explanation) -> list[go.Figure]:
     """[before ReLU, after ReLU]."""
     before, after = ex.trace.values[ex.trace.previous(stage)], ex.trace.values[stage]  # (C, H, W) each
-    view = figures.relu_figures(before, after, titles=tiles(lang, before.shape[0]),
-                                title_before=t(lang, "fig.title.relu_before"),
-                                title_after=t(lang, "fig.title.relu_after"), labels=labels(lang))
-    return [view.before, view.after]
+    return list(figures.relu_figures(before, after, titles=tiles(lang, before.shape[0]),
+                                     title_before=t(lang, "fig.title.relu_before"),
+                                     title_after=t(lang, "fig.title.relu_after"), labels=labels(lang)))
 
 
 def pool_figures(lang: str, stage: str, ex: Explanation, window: PoolWindow) -> list[go.Figure]:
@@ -131,7 +130,7 @@ def pool_figures(lang: str, stage: str, ex: Explanation, window: PoolWindow) -> 
 def flatten_figures(lang: str, ex: Explanation, index: int) -> list[go.Figure]:
     """[the flattened vector with element `index` marked]."""
     shape = explain.flatten_summary(ex.trace).shape
-    return [figures.flatten_figure(ex.trace.values["flatten"], shape, chosen=index, labels=labels(lang))]
+    return [charts.flatten_figure(ex.trace.values["flatten"], shape, chosen=index, labels=labels(lang))]
 
 
 def dense_figures(lang: str, loaded: LoadedModel, ex: Explanation, detail: DenseExplain) -> list[go.Figure]:
@@ -139,11 +138,11 @@ def dense_figures(lang: str, loaded: LoadedModel, ex: Explanation, detail: Dense
     classes = list(loaded.classes)
     chosen = detail.class_index
     name = figures.plain(classes[chosen])  # a user's class name, inside a plotly title
-    scores = figures.scores_figure(ex.trace.values["dense"], classes, chosen=chosen,
+    scores = charts.scores_figure(ex.trace.values["dense"], classes, chosen=chosen,
                                    title=t(lang, "fig.title.scores"), labels=labels(lang))
     top = sorted([*detail.top_positive, *detail.top_negative], key=lambda c: -abs(c.value))
     origins = [t(lang, "fig.origin", channel=c.origin[0] + 1, y=c.origin[1], x=c.origin[2]) for c in top]
-    contributions = figures.contributions_figure(
+    contributions = charts.contributions_figure(
         np.array([c.value for c in top]), origins, title=t(lang, "fig.title.contributions", label=name),
         labels=labels(lang))
     where = figures.contribution_map_figure(
@@ -155,7 +154,7 @@ def dense_figures(lang: str, loaded: LoadedModel, ex: Explanation, detail: Dense
 def output_figures(lang: str, loaded: LoadedModel, ex: Explanation, soft: SoftmaxExplain) -> list[go.Figure]:
     """[the probabilities, the softmax worked out as a table]."""
     classes = list(loaded.classes)
-    probs = figures.probabilities_figure(soft.probabilities, classes, predicted=ex.prediction,
+    probs = charts.probabilities_figure(soft.probabilities, classes, predicted=ex.prediction,
                                          title=t(lang, "fig.title.probabilities"), labels=labels(lang))
-    table = figures.softmax_table_figure(classes, soft.scores, soft.exps, soft.probabilities, labels=labels(lang))
+    table = charts.softmax_table_figure(classes, soft.scores, soft.exps, soft.probabilities, labels=labels(lang))
     return [probs, table]

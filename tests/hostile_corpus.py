@@ -173,7 +173,7 @@ def catalog_pattern(lang: str, key: str) -> re.Pattern:
 
 def is_message(text: str, lang: str, key: str, *, escaped: bool = False) -> bool:
     """True when `text` is exactly the catalog message for `key` (spaces collapsed; `escaped` for text that went
-    through ui.train_text.md_escape, which puts a backslash before punctuation and word joiners into links)."""
+    through ui.user_text.md_escape, which puts a backslash before punctuation and word joiners into links)."""
     text = " ".join(text.split())
     if escaped:
         text = re.sub(r"\\([!-/:-@\[-`{-~])", r"\1", text.replace("\u2060", ""))  # and its word joiners

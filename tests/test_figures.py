@@ -7,16 +7,12 @@ import pytest
 import torch
 import torch.nn.functional as TF
 
+from imageai import charts as C
 from imageai import figures as F
-from imageai.model import CNN, CNNConfig, stage_names, stage_shapes
+from imageai.model import CNNConfig, stage_shapes
+from tests.figure_helpers import digits_trace, valid
 
 BUDGET = 500_000  # bytes of fig.to_json() per stage figure
-
-
-def _valid(fig: go.Figure) -> go.Figure:
-    """Figures are built without plotly's (slow) validation; rebuilding with it proves every property is valid."""
-    go.Figure(fig.to_dict())  # raises ValueError naming any invalid property
-    return fig
 
 
 def _maps(n=5, h=4, w=6, seed=0) -> np.ndarray:
@@ -62,7 +58,7 @@ def test_diverging_scale_is_symmetric_around_zmid_and_sequential_starts_at_zero(
     assert (positive.data[0].zmin, positive.data[0].zmax) == (0.0, float(np.abs(maps).max()))
 
 
-def test_zero_color_paints_exact_zeros_grey_and_keeps_the_scale_valid():
+def test_zero_color_paints_exact_zeros_grey_and_keeps_the_scalevalid():
     maps = np.maximum(_maps(), 0)
     trace = F.tiled_heatmap(maps, diverging=False, zero_color=True).data[0]
     stops = [s for s, _ in trace.colorscale]
@@ -107,11 +103,11 @@ def test_small_maps_are_drawn_whole_and_large_ones_downsampled_only_for_display(
 def test_image_figure_shows_gray_and_rgb_pixels_unchanged():
     rng = np.random.default_rng(1)
     gray, rgb = rng.random((1, 28, 28), dtype=np.float32), rng.random((3, 32, 32), dtype=np.float32)
-    g = _valid(F.image_figure(gray, highlight=(3, 4, 3, 3)))
+    g = valid(F.image_figure(gray, highlight=(3, 4, 3, 3)))
     assert g.data[0].type == "heatmap" and (g.data[0].zmin, g.data[0].zmax) == (0, 1)
     np.testing.assert_array_equal(g.data[0].z, gray[0])
     assert (g.layout.shapes[0].x0, g.layout.shapes[0].y1) == (3.5, 5.5)
-    c = _valid(F.image_figure(rgb))
+    c = valid(F.image_figure(rgb))
     assert c.data[0].type == "image"
     np.testing.assert_array_equal(c.data[0].customdata, rgb.transpose(1, 2, 0))  # hover: the exact values
     np.testing.assert_array_equal(c.data[0].z, np.round(rgb.transpose(1, 2, 0) * 255))  # drawn as 0-255
@@ -136,7 +132,7 @@ def test_conv_step_shows_patch_kernel_and_products_with_their_numbers():
     patch, kernel = rng.random((3, 3), dtype=np.float32), rng.standard_normal((3, 3)).astype(np.float32)
     padding = np.zeros((3, 3), bool)
     padding[0] = True
-    fig = _valid(F.conv_step_figure(patch, kernel, patch * kernel, padding=padding, gray_patch=True))
+    fig = valid(F.conv_step_figure(patch, kernel, patch * kernel, padding=padding, gray_patch=True))
     assert [t.type for t in fig.data] == ["heatmap"] * 3
     for trace, expected in zip(fig.data, (patch, kernel, patch * kernel)):
         np.testing.assert_array_equal(trace.z, expected)
@@ -145,31 +141,17 @@ def test_conv_step_shows_patch_kernel_and_products_with_their_numbers():
     assert len(fig.layout.shapes) == 3 and {s.y0 for s in fig.layout.shapes} == {-0.45}  # top row is padding
 
 
-def _digits_trace(seed=0, config=CNNConfig()):
-    """Every stage's output for one random image through a real CNN, computed by torch."""
-    torch.manual_seed(seed)
-    model = CNN(config).eval()
-    x = torch.rand(1, config.in_channels, config.input_size, config.input_size)
-    values = {"input": x}
-    with torch.no_grad():
-        for name in model.stage_names[1:]:
-            x = getattr(model, name)(x)
-            values[name] = x
-    return model, {k: v[0].numpy() for k, v in values.items()}
-
-
-def test_relu_figures_share_one_range_and_count_what_torch_zeroed():
-    _, v = _digits_trace()
-    view = F.relu_figures(v["conv1"], v["relu1"], titles=[f"f{i}" for i in range(1, 9)])
-    assert view.zeroed == pytest.approx(float((torch.from_numpy(v["conv1"]) < 0).float().mean()))
-    before, after = view.before.data[0], view.after.data[0]
+def test_relu_figures_share_one_range_and_show_what_torch_computed():
+    _, v = digits_trace()
+    left, right = F.relu_figures(v["conv1"], v["relu1"], titles=[f"f{i}" for i in range(1, 9)])
+    before, after = left.data[0], right.data[0]
     assert before.zmax == after.zmax == pytest.approx(float(np.abs(v["conv1"]).max()))
-    z, oy_ox = np.asarray(after.z), view.after.layout.meta["origins"][3]
+    z, oy_ox = np.asarray(after.z), right.layout.meta["origins"][3]
     np.testing.assert_array_equal(z[oy_ox[0]:oy_ox[0] + 28, oy_ox[1]:oy_ox[1] + 28], v["relu1"][3])
 
 
 def test_pool_figures_outline_the_window_and_circle_torch_s_winner():
-    _, v = _digits_trace()
+    _, v = digits_trace()
     before, after = F.pool_figures(v["relu1"], v["pool1"], window=(2, 5, 6))
     _, indices = TF.max_pool2d(torch.from_numpy(v["relu1"])[None], 2, return_indices=True)
     wy, wx = divmod(int(indices[0, 2, 5, 6]), 28)
@@ -182,69 +164,23 @@ def test_pool_figures_outline_the_window_and_circle_torch_s_winner():
     assert after.data[0].zmax == before.data[0].zmax
 
 
-def test_flatten_bars_follow_torch_s_order_and_name_each_element_s_origin():
-    _, v = _digits_trace()
-    fig = F.flatten_figure(v["flatten"], v["pool2"].shape, chosen=200)
-    trace = fig.data[0]
-    np.testing.assert_array_equal(trace.y, v["flatten"])
-    custom = np.asarray(trace.customdata)
-    for i in (0, 48, 49, 200, 783):
-        c, y, x = custom[i]
-        assert v["pool2"][c - 1, y, x] == v["flatten"][i]
-    colors = np.asarray(trace.marker.color)
-    assert (colors[:49] == 0).all() and (colors[49:98] == 1).all()  # alternating per channel
-    assert fig.layout.shapes[0].x0 == 200
-
-
-def test_dense_and_output_bars_show_the_given_numbers_and_highlight_the_choice():
-    rng = np.random.default_rng(5)
-    z = rng.standard_normal(10).astype(np.float32)
-    scores = _valid(F.scores_figure(z, list("0123456789"), chosen=4))
-    np.testing.assert_array_equal(scores.data[0].y, z)
-    assert list(scores.data[0].marker.line.width) == [3 if i == 4 else 0 for i in range(10)]
-    values = np.array([0.5, -0.3, 0.2])
-    contrib = _valid(F.contributions_figure(values, ["c3 (y4, x2)", "c1 (y0, x0)", "c2 (y1, x1)"]))
-    assert list(contrib.data[0].marker.color) == [F.POSITIVE, F.NEGATIVE, F.POSITIVE]
-    p = torch.softmax(torch.from_numpy(z), 0).numpy()
-    probs = _valid(F.probabilities_figure(p, list("0123456789"), predicted=int(p.argmax()), sort=True))
-    assert list(probs.data[0].y)[0] == str(int(p.argmax())) and probs.data[0].marker.color[0] == F.ACCENT
-    assert list(probs.data[0].x) == sorted(p, reverse=True)
-    exps = np.exp(z - z.max())
-    table = _valid(F.softmax_table_figure(list("0123456789"), z, exps, exps / exps.sum()))
-    cells = table.data[0].cells.values
-    assert cells[3][-1] == f"{exps.sum():.4f}" and cells[4][-1] == "100%" and cells[2][int(z.argmax())] == "0.000"
-
-
 def test_contribution_map_covers_the_image_cell_for_cell():
     image = np.random.default_rng(6).random((1, 28, 28), dtype=np.float32)
     grid = np.random.default_rng(7).standard_normal((7, 7)).astype(np.float32)
     for overlay in (False, True):
-        fig = _valid(F.contribution_map_figure(grid, image, overlay=overlay))
+        fig = valid(F.contribution_map_figure(grid, image, overlay=overlay))
         heat = fig.data[-1]
         assert heat.x0 - heat.dx / 2 == -0.5 and heat.x0 + 6.5 * heat.dx == 27.5
         assert heat.zmin == -heat.zmax == -float(np.abs(grid).max())
         assert len(fig.data) == 2 and (heat.xaxis == "x") == overlay
 
 
-def test_pipeline_draws_one_box_per_stage_with_its_shape_and_fills_the_current_one():
-    config = CNNConfig()
-    names = stage_names(config.blocks)
-    fig = _valid(F.pipeline_figure(names, stage_shapes(config), current="pool1"))
-    assert len(fig.layout.shapes) == len(names)
-    texts = [a.text for a in fig.layout.annotations]
-    assert "8×28×28" in texts and "16×7×7" in texts and "784" in texts
-    filled = [s for s in fig.layout.shapes if s.fillcolor != "rgba(0,0,0,0)"]
-    assert len(filled) == 1 and filled[0].fillcolor == F.KIND_COLORS["pool"]
-    wrapped = F.pipeline_figure(stage_names(4), stage_shapes(CNNConfig(input_size=32, filters=(2, 3, 4, 5))))
-    assert min(s.y0 for s in wrapped.layout.shapes) < -1  # 17 stages wrap onto a second row
-
-
 def _all_figures(config: CNNConfig) -> dict[str, go.Figure]:
     """Every stage figure for one image, as a page would draw them."""
-    model, v = _digits_trace(config=config)
+    model, v = digits_trace(config=config)
     names, figs = model.stage_names, {}
     figs["input"] = F.image_figure(v["input"])
-    figs["pipeline"] = F.pipeline_figure(names, stage_shapes(config), current="conv1")
+    figs["pipeline"] = C.pipeline_figure(names, stage_shapes(config), current="conv1")
     for b in range(1, config.blocks + 1):
         conv, relu, pool, prev = v[f"conv{b}"], v[f"relu{b}"], v[f"pool{b}"], v[names[names.index(f"conv{b}") - 1]]
         titles = [f"f{i}" for i in range(1, conv.shape[0] + 1)]
@@ -253,20 +189,19 @@ def _all_figures(config: CNNConfig) -> dict[str, go.Figure]:
         figs[f"conv{b}"] = F.tiled_heatmap(conv, titles=titles, highlight=(0, 1, 1, 1, 1))
         patch = prev[:3, :3, :3]
         figs[f"step{b}"] = F.conv_step_figure(patch, kernel[0, :3], patch * kernel[0, :3])
-        view = F.relu_figures(conv, relu, titles=titles)
-        figs[f"relu{b}"], figs[f"relu{b}_after"] = view.before, view.after
+        figs[f"relu{b}"], figs[f"relu{b}_after"] = F.relu_figures(conv, relu, titles=titles)
         figs[f"pool{b}"], figs[f"pool{b}_after"] = F.pool_figures(relu, pool, window=(0, 0, 0), titles=titles)
     last = v[names[-4]]
-    figs["flatten"] = F.flatten_figure(v["flatten"], last.shape, chosen=0)
+    figs["flatten"] = C.flatten_figure(v["flatten"], last.shape, chosen=0)
     weight = model.dense.weight.detach().numpy()
     contributions = weight[0] * v["flatten"]
     top = np.argsort(-np.abs(contributions))[:10]
-    figs["scores"] = F.scores_figure(v["dense"], config.classes, chosen=0)
-    figs["contributions"] = F.contributions_figure(contributions[top], [f"#{i}" for i in top])
+    figs["scores"] = C.scores_figure(v["dense"], config.classes, chosen=0)
+    figs["contributions"] = C.contributions_figure(contributions[top], [f"#{i}" for i in top])
     figs["contribution_map"] = F.contribution_map_figure(contributions.reshape(last.shape).sum(0), v["input"])
     exps = np.exp(v["dense"] - v["dense"].max())
-    figs["probabilities"] = F.probabilities_figure(v["output"], config.classes, predicted=0)
-    figs["softmax"] = F.softmax_table_figure(config.classes, v["dense"], exps, v["output"])
+    figs["probabilities"] = C.probabilities_figure(v["output"], config.classes, predicted=0)
+    figs["softmax"] = C.softmax_table_figure(config.classes, v["dense"], exps, v["output"])
     return figs
 
 
@@ -277,18 +212,7 @@ def _all_figures(config: CNNConfig) -> dict[str, go.Figure]:
 ], ids=["digits", "shapes", "photos"])
 def test_every_stage_figure_is_valid_plotly_and_under_the_payload_budget(config):
     for name, fig in _all_figures(config).items():
-        _valid(fig)
+        valid(fig)
         size = len(fig.to_json())
         assert size <= BUDGET, f"{name}: {size} bytes"
         assert json.loads(fig.to_json())["layout"]["height"] > 0, name
-
-
-def test_class_names_reach_plotly_as_escaped_plain_text():
-    classes = ["<a href='http://evil'>x</a>", "ok"]
-    scores = np.array([1.0, -1.0], np.float32)
-    probs = np.array([0.88, 0.12], np.float32)
-    figs = [F.scores_figure(scores, classes), F.probabilities_figure(probs, classes),
-            F.softmax_table_figure(classes, scores, np.exp(scores - 1), probs)]
-    for fig in figs:
-        payload = fig.to_json()
-        assert "<a href" not in payload and "&lt;a href" in payload

@@ -9,7 +9,7 @@ from imageai.modelfile import LoadedModel
 from imageai.pipeline import Explanation, assess, explain_array, explain_bytes
 from imageai.report import report_json
 from ui.inputs import Picture
-from ui.train_text import md_escape
+from ui.user_text import md_escape
 
 
 def explanation_for(model_key: str, loaded: LoadedModel, picture: Picture) -> Explanation:

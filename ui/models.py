@@ -7,7 +7,7 @@ from imageai import modelfile, registry
 from imageai.errors import ImageAiError
 from imageai.i18n import t
 from imageai.modelfile import LoadedModel
-from ui.train_text import md_escape
+from ui.user_text import md_escape
 
 
 @st.cache_resource(show_spinner=False)

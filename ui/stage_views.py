@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import streamlit as st
 
+from imageai import charts
 from imageai.i18n import t
-from imageai import figures
 from imageai.model import stage_block, stage_kind, stage_names, stage_shapes
 from imageai.modelfile import LoadedModel
 from imageai.pipeline import Explanation
@@ -26,7 +26,7 @@ def shape_text(shape: tuple[int, ...]) -> str:
 def pipeline_preview(lang: str, loaded: LoadedModel) -> None:
     """Every stage of the chosen model with the shape it will produce, before any picture is given."""
     names = stage_names(loaded.config.blocks)
-    st.plotly_chart(figures.pipeline_figure(names, stage_shapes(loaded.config),
+    st.plotly_chart(charts.pipeline_figure(names, stage_shapes(loaded.config),
                                             labels=[stage_title(lang, n, short=True) for n in names]),
                     key="explore_pipeline", config={"displayModeBar": False}, width="stretch")
     st.caption(t(lang, "home.pipeline.caption"))

@@ -10,7 +10,7 @@ from imageai.i18n import t
 from imageai.model import POOL_SIZE
 from imageai.modelfile import LoadedModel
 from imageai.pipeline import Explanation
-from ui.train_text import md_escape
+from ui.user_text import md_escape
 
 CHART_CONFIG = {"displayModeBar": False, "scrollZoom": False}
 

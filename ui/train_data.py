@@ -9,7 +9,7 @@ from imageai.datasets import Dataset
 from imageai.errors import DatasetError, ImageAiError
 from imageai.i18n import t
 from imageai.own_photos import PhotoCollection
-from ui.train_text import show_error
+from ui.user_text import show_error
 
 BUILT_IN = ("digits", "shapes")
 OWN = "own_photos"

@@ -14,7 +14,7 @@ from imageai.i18n import t
 from imageai.jobs import JobHandle, JobState, TrainingJob, manager
 from ui.models import add_user_model
 from ui.train_models import model_actions
-from ui.train_text import show_error
+from ui.user_text import show_error
 
 POLL_S = 1.0  # the live view redraws once a second: curves, progress and the first-layer filters
 LIMIT_ENV = "IMAGEAI_TRAIN_LIMIT"  # test-only: cut the dataset to its first N training and N test images

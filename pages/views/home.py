@@ -1,7 +1,7 @@
 """Home: why a CNN rather than classic machine learning, what it is, and its pipeline of stages."""
 import streamlit as st
 
-from imageai import figures
+from imageai import charts
 from imageai.i18n import t
 from imageai.model import stage_block, stage_kind, stage_names, stage_shapes
 from ui.models import bundled
@@ -25,7 +25,7 @@ st.markdown(t(lang, "home.pipeline.body"))
 config = bundled("digits").config  # the shipped digits model: 1×28×28 in, 2 blocks, 10 classes
 names = stage_names(config.blocks)
 short = [t(lang, f"stage.short.{stage_kind(n)}", n=stage_block(n) or "") for n in names]
-st.plotly_chart(figures.pipeline_figure(names, stage_shapes(config), labels=short),
+st.plotly_chart(charts.pipeline_figure(names, stage_shapes(config), labels=short),
                 key="home_pipeline", config={"displayModeBar": False}, width="stretch")
 st.caption(t(lang, "home.pipeline.caption"))
 
