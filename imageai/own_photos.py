@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from imageai.errors import DatasetError, ImageReadError
-from imageai.modelfile import InputSpec
+from imageai.preprocess import spec_for_rgb
 from imageai.safe_zip import MB, is_hidden, iter_zip_images, split_path
 
 if TYPE_CHECKING:
@@ -146,7 +146,7 @@ def to_dataset(collection: PhotoCollection, *, test_share: float = TEST_SHARE, s
         train += [(photos[i], label) for i in order[n_test:]]
     train_images, train_labels = _stack(train, rng, size)
     test_images, test_labels = _stack(test, rng, size)
-    spec = InputSpec("resize", 3, size, *channel_stats(train_images))
+    spec = spec_for_rgb(size, *channel_stats(train_images))
     return Dataset(name="own_photos", classes=collection.classes, train_images=train_images,
                    train_labels=train_labels, test_images=test_images, test_labels=test_labels,
                    input_spec=spec, source=SOURCE, seed=seed)

@@ -20,6 +20,7 @@ import numpy as np
 
 from imageai.errors import DatasetError
 from imageai.modelfile import InputSpec
+from imageai.preprocess import MNIST_SPEC
 
 if TYPE_CHECKING:
     from imageai.datasets import Dataset
@@ -49,7 +50,7 @@ class Source:
 
 
 SOURCES = {
-    "mnist": Source("MNIST", "MNIST", InputSpec("mnist", 1, 28, (0.1307,), (0.3081,)), False,
+    "mnist": Source("MNIST", "MNIST", MNIST_SPEC, False,
                     "MNIST via torchvision (ossci-datasets.s3.amazonaws.com/mnist)"),
     "fashion_mnist": Source("Fashion-MNIST", "FashionMNIST", InputSpec("resize", 1, 28, (0.2860,), (0.3530,)), True,
                             "Fashion-MNIST via torchvision (fashion-mnist.s3-website.eu-central-1.amazonaws.com)"),
@@ -67,11 +68,6 @@ def data_dir() -> Path:
         return Path(os.environ[ENV_DIR]).expanduser()
     cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
     return Path(cache) / "imageai"
-
-
-def is_downloaded(name: str, root: str | Path | None = None) -> bool:
-    """True when the dataset's files are on disk and pass their checks, so loading needs no network."""
-    return _present(_tv_class(name), Path(root) if root else data_dir())
 
 
 def load_torchvision(name: str, *, root: str | Path | None = None, download: bool = True,

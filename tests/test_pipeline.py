@@ -12,15 +12,15 @@ from imageai import calibration
 from imageai.model import CNN, CNNConfig
 from imageai.modelfile import InputSpec, LoadedModel
 from imageai.pipeline import assess, explain_array, explain_bytes
+from imageai.preprocess import MNIST_SPEC
 
-DIGITS_SPEC = InputSpec("mnist", 1, 28, (0.1307,), (0.3081,))
 SHAPES_SPEC = InputSpec("resize", 3, 32, (0.5, 0.5, 0.5), (0.25, 0.25, 0.25))
 
 
 @pytest.fixture()
 def digits_model() -> LoadedModel:
     torch.manual_seed(0)
-    return LoadedModel("digits", CNN(CNNConfig()).eval(), DIGITS_SPEC, {})
+    return LoadedModel("digits", CNN(CNNConfig()).eval(), MNIST_SPEC, {})
 
 
 @pytest.fixture()
