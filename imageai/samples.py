@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-SAMPLE_SEED = 2024  # a generated set apart from the shapes model's training and test seeds
+SAMPLE_SEED = 2024  # mixed with the session's seed and the counter into each pick's generator
 
 
 def _test_set(dataset: str) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
@@ -21,8 +21,9 @@ def sample_dataset_for(meta: dict) -> str:
     return "digits" if (meta.get("input") or {}).get("preprocess") == "mnist" else "shapes"
 
 
-def sample_image(dataset: str, counter: int) -> tuple[np.ndarray, str]:
-    """The counter-th pseudo-random test image of a built-in dataset: (uint8 array, its class name)."""
+def sample_image(dataset: str, seed: int, counter: int) -> tuple[np.ndarray, str]:
+    """The counter-th pseudo-random test image of a built-in dataset in the sequence `seed` picks (each session
+    has its own, so that not every visitor starts with the same picture): (uint8 array, its class name)."""
     images, labels, classes = _test_set(dataset)
-    index = int(np.random.default_rng([SAMPLE_SEED, counter]).integers(len(images)))
+    index = int(np.random.default_rng([SAMPLE_SEED, seed, counter]).integers(len(images)))
     return images[index], classes[int(labels[index])]

@@ -10,6 +10,8 @@ from PIL import Image, ImageDraw
 from streamlit.testing.v1 import AppTest
 
 from imageai.registry import bundled_path, load_bundled
+from imageai.samples import sample_image
+from ui.explain import BANNER_PX, fit_box
 
 pytestmark = pytest.mark.skipif(not bundled_path("digits").exists(), reason="bundled models not built")
 
@@ -119,7 +121,9 @@ def test_explore_sample_from_each_bundled_model(model):
     at.run()
     _no_exception(at)
     picture = at.session_state["explore_input"]
-    assert picture.source == "sample" and picture.true_class in load_bundled(model).classes
+    array, label = sample_image(model, at.session_state["explore_sample_seed"], 1)  # this session's first pick
+    np.testing.assert_array_equal(picture.array, array)
+    assert picture.source == "sample" and picture.true_class == label
     assert at.metric[0].value in load_bundled(model).classes
     at.segmented_control(key="explore_stage").set_value("output")
     at.run()
@@ -163,3 +167,9 @@ def test_switching_model_keeps_working_when_a_picked_position_no_longer_fits():
     at.run()
     _no_exception(at)
     assert at.slider(key="pick_flatten_index").value <= 1023
+
+
+@pytest.mark.parametrize("size, shown", [((28, 28), (160, 160)), ((4000, 3000), (160, 120)),
+                                         ((5000, 1), (160, 1)), ((1, 5000), (1, 160))])
+def test_the_banner_picture_fits_a_160_pixel_box_and_never_loses_a_side(size, shown):
+    assert fit_box(Image.new("RGB", size), BANNER_PX).size == shown

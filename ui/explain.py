@@ -29,19 +29,21 @@ def explanation_for(model_key: str, loaded: LoadedModel, picture: Picture) -> Ex
 BANNER_PX = 160
 
 
-def fit_width(img: Image.Image, width: int) -> Image.Image:
-    """At most `width` wide, at least 1 pixel high: st.image's own shrinking rounds a 512x1 picture to 0 rows."""
-    if img.width <= width:
-        return img
-    return img.resize((width, max(1, round(img.height * width / img.width))), Image.Resampling.LANCZOS)
+def fit_box(img: Image.Image, side: int) -> Image.Image:
+    """Scaled so its longer side is `side` pixels, the other at least 1: small samples (28 x 28) grow with crisp
+    pixels, photos shrink smoothly, and a 5000 x 1 strip stays a strip (st.image would round it to 0 rows)."""
+    scale = side / max(img.size)
+    size = (max(1, round(img.width * scale)), max(1, round(img.height * scale)))
+    resample = Image.Resampling.NEAREST if scale > 1 else Image.Resampling.LANCZOS
+    return img.resize(size, resample)
 
 
 def prediction_banner(lang: str, loaded: LoadedModel, explanation: Explanation, picture: Picture) -> None:
     """The prediction at once, with an honest word when the picture looks unlike anything the model knows."""
     predicted = loaded.classes[explanation.prediction]
     cols = st.columns([1, 1, 2])
-    cols[0].image(fit_width(explanation.prepared.original, BANNER_PX), caption=md_escape(picture.label),  # Markdown
-                  width=BANNER_PX)
+    cols[0].image(fit_box(explanation.prepared.original, BANNER_PX), caption=md_escape(picture.label),  # Markdown
+                  width="content")  # its own size, but never wider than its column
     cols[1].metric(t(lang, "explore.prediction"), md_escape(predicted),  # a metric's value is Markdown
                    f"{explanation.probability:.1%}", delta_color="off",
                    delta_arrow="off", border=True)

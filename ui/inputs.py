@@ -35,7 +35,7 @@ def picture_input(lang: str, sample_dataset: str, preprocess: str) -> None:
     sources = [s for s in SOURCES if s != "draw" or preprocess == "mnist"]
     source = st.segmented_control(
         t(lang, "explore.source"), sources, key="explore_source", default="upload", required=True,
-        format_func=lambda s: t(lang, f"explore.source_{s}"),
+        format_func=lambda s: t(lang, f"explore.source_{s}"), wrap=True,  # a narrow column: wrap, never scroll
     )
     if source == "upload":
         file = st.file_uploader(t(lang, "explore.upload"), type=IMAGE_TYPES, key="explore_upload")
@@ -51,7 +51,7 @@ def picture_input(lang: str, sample_dataset: str, preprocess: str) -> None:
         if st.button(t(lang, "explore.sample_button"), key="explore_sample_button", icon="🎲"):
             counter = st.session_state.get("explore_sample_counter", 0) + 1
             st.session_state.explore_sample_counter = counter
-            array, label = sample_image(sample_dataset, counter)
+            array, label = sample_image(sample_dataset, st.session_state.explore_sample_seed, counter)
             _offer(Picture("sample", t(lang, "explore.sample_label", label=label), array=array, true_class=label))
 
 

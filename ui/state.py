@@ -1,6 +1,8 @@
 """Per-session state: defaults set once per session, never shared between users."""
 from __future__ import annotations
 
+import secrets
+
 import streamlit as st
 
 
@@ -11,6 +13,7 @@ def init_session(default_language: str) -> None:
     st.session_state.setdefault("explore_model", "digits")
     st.session_state.setdefault("explore_input", None)  # ui.inputs.Picture for the image being explained
     st.session_state.setdefault("explore_stage", "input")
+    st.session_state.setdefault("explore_sample_seed", secrets.randbits(32))  # this session's order of samples
 
 
 def lang() -> str:
