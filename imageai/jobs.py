@@ -61,7 +61,7 @@ class JobView:
     place: int | None  # 1-based place in the queue while queued
     capacity: int  # how many trainings the server runs at once
     progress: Any  # the latest imageai.train.Progress, or None before the first batch
-    batch_points: list[dict]  # {"epoch": fractional epoch, "loss", "accuracy"} per batch
+    batch_points: list[dict]  # per batch {"epoch": fractional epoch, "loss", "accuracy"} of the recent batches
     epoch_points: list[dict]  # {"epoch", "loss", "accuracy", "val_loss", "val_accuracy"} per finished epoch
     kernels: np.ndarray | None  # (filters, in_channels, 3, 3) latest first-layer kernels
     error: ImageAiError | None
@@ -179,7 +179,7 @@ class TrainingJob:
         """The training callback: cheap bookkeeping only, so it costs the loop next to nothing."""
         self._check_owner()
         point = {"epoch": progress.done / progress.batches_per_epoch,
-                 "loss": progress.train_loss, "accuracy": progress.train_acc}
+                 "loss": progress.recent_loss, "accuracy": progress.recent_acc}
         kernels = self._maybe_kernels(progress)
         with self._lock:
             self._progress = progress

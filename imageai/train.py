@@ -22,6 +22,7 @@ OPTIMIZERS = ("adam", "sgd")
 SGD_MOMENTUM = 0.9
 MAX_SHIFT = 2  # augmentation moves a picture by up to this many pixels each way
 EVAL_BATCH = 1000
+RECENT_KEEP = 0.9  # the live curves' memory: each batch counts 0.9 times the next one, about the last 10 batches
 # A batch loss this many times the guessing level ln(classes) means the weights have blown up: a learning rate of
 # 1.0 sends it to 10^3-10^14 within a few batches and the network ends at chance, while sane runs (even poor ones)
 # stay below 30x. Such a finite loss is as lost as a NaN, so both stop training with the same message.
@@ -90,6 +91,8 @@ class Progress:
     train_acc: float  # running accuracy over this epoch
     elapsed: float  # seconds
     eta: float  # seconds left, estimated from the pace so far
+    recent_loss: float  # the last batches' loss, an average that forgets as it goes (unlike the epoch's running mean,
+    recent_acc: float  # it does not jump when a new epoch starts): what a live curve should draw
     val_loss: float | None = None  # set when an epoch ends (and val_share > 0)
     val_acc: float | None = None
     test_acc: float | None = None  # set on 'done'
@@ -216,6 +219,24 @@ def train(dataset: Dataset, config: TrainConfig, *, callback: Callable[[Progress
                        initial_kernels, loop.stopped, predictions)
 
 
+class Recent:
+    """Loss and accuracy of the last batches: an exponential moving average, corrected for its start at zero (as
+    Adam corrects its moments), so the first batches count fully and each older batch counts a little less."""
+
+    def __init__(self, keep: float = RECENT_KEEP) -> None:
+        self.keep, self.loss, self.acc, self.weight = keep, 0.0, 0.0, 0.0
+
+    def add(self, loss: float, acc: float) -> None:
+        self.loss = self.keep * self.loss + (1 - self.keep) * loss
+        self.acc = self.keep * self.acc + (1 - self.keep) * acc
+        self.weight = self.keep * self.weight + (1 - self.keep)
+
+    def values(self) -> tuple[float, float]:
+        if not self.weight:
+            return math.nan, math.nan
+        return self.loss / self.weight, self.acc / self.weight
+
+
 class _Loop:
     """The epoch and batch loop, with its running numbers kept in one place for progress reports."""
 
@@ -230,6 +251,7 @@ class _Loop:
         self.max_loss = DIVERGED_FACTOR * math.log(max(model.config.num_classes, 2))
         self.epoch = self.batch = self.done = self.seen = self.epoch_seen = self.per_epoch = self.total = 0
         self.loss_sum = self.correct = 0.0
+        self.recent = Recent()
         self.start = time.perf_counter()
 
     def run(self, x: torch.Tensor, y: torch.Tensor, x_val: torch.Tensor, y_val: torch.Tensor) -> list[dict]:
@@ -267,6 +289,7 @@ class _Loop:
             raise TrainingError("training_diverged", lr=self.config.learning_rate)
         self.loss_sum += loss_value * len(yb)
         self.correct += correct
+        self.recent.add(loss_value, correct / len(yb))
         self.done += 1
         self.seen += len(yb)
         self.epoch_seen += len(yb)
@@ -297,4 +320,4 @@ class _Loop:
         seen = max(self.epoch_seen, 1)
         self.callback(Progress(kind, self.epoch, self.batch, self.per_epoch, self.done, self.total, self.seen,
                                self.loss_sum / seen, self.correct / seen, elapsed,
-                               0.0 if kind == "done" else eta, **extra, model=self.model))
+                               0.0 if kind == "done" else eta, *self.recent.values(), **extra, model=self.model))

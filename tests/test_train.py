@@ -11,8 +11,8 @@ from imageai import modelfile, registry
 from imageai.datasets import load_digits, load_shapes
 from imageai.errors import TrainingError
 from imageai.modelfile import InputSpec
-from imageai.train import (Progress, TrainConfig, default_config, evaluate, init_weights, shift, to_tensor,
-                           train)
+from imageai.train import (RECENT_KEEP, Progress, Recent, TrainConfig, default_config, evaluate, init_weights, shift,
+                           to_tensor, train)
 
 TINY = TrainConfig(epochs=2, batch_size=32, filters=4, augment=False, val_share=0.25, seed=0)
 
@@ -43,6 +43,26 @@ def test_progress_reports_every_batch_each_epoch_and_the_end(digits):
     epochs = [p for p in reports if p.kind == "epoch"]
     assert [p.epoch for p in epochs] == [1, 2] and all(0 <= p.val_acc <= 1 for p in epochs)
     assert reports[-1].kind == "done" and reports[-1].test_acc is not None
+
+
+def test_live_numbers_average_the_recent_batches_across_epoch_boundaries(digits):
+    reports: list[Progress] = []
+    run(digits, callback=reports.append)
+    batches = [p for p in reports if p.kind == "batch"]  # 6 batches of 32 per epoch
+    own_loss, own_acc = [], []  # each batch's own numbers, recovered from its epoch's running means
+    for p, before in zip(batches, [None] + batches[:-1]):
+        first = p.batch == 1
+        own_loss.append(p.train_loss * p.batch - (0 if first else before.train_loss * before.batch))
+        own_acc.append(p.train_acc * p.batch - (0 if first else before.train_acc * before.batch))
+    for n, p in enumerate(batches, start=1):
+        weights = RECENT_KEEP ** np.arange(n - 1, -1, -1)  # the newest batch weighs most; epochs do not reset it
+        assert p.recent_loss == pytest.approx(np.dot(weights, own_loss[:n]) / weights.sum())
+        assert p.recent_acc == pytest.approx(np.dot(weights, own_acc[:n]) / weights.sum())
+    assert batches[6].recent_loss != pytest.approx(batches[6].train_loss)  # epoch 2 starts where epoch 1 ended
+
+
+def test_recent_has_no_numbers_before_the_first_batch():
+    assert all(math.isnan(v) for v in Recent().values())
 
 
 def test_history_has_plain_epoch_records(digits):
