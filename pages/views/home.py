@@ -3,8 +3,9 @@ import streamlit as st
 
 from imageai import charts
 from imageai.i18n import t
-from imageai.model import stage_block, stage_kind, stage_names, stage_shapes
+from imageai.model import stage_names, stage_shapes
 from ui.models import bundled
+from ui.stage_views import stage_title
 from ui.state import lang
 
 lang = lang()
@@ -24,7 +25,7 @@ st.header(t(lang, "home.pipeline.title"))
 st.markdown(t(lang, "home.pipeline.body"))
 config = bundled("digits").config  # the shipped digits model: 1×28×28 in, 2 blocks, 10 classes
 names = stage_names(config.blocks)
-short = [t(lang, f"stage.short.{stage_kind(n)}", n=stage_block(n) or "") for n in names]
+short = [stage_title(lang, n, short=True) for n in names]
 st.plotly_chart(charts.pipeline_figure(names, stage_shapes(config), labels=short),
                 key="home_pipeline", config={"displayModeBar": False}, width="stretch")
 st.caption(t(lang, "home.pipeline.caption"))
