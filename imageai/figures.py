@@ -4,6 +4,7 @@ from __future__ import annotations
 import html
 import math
 from collections.abc import Mapping, Sequence
+from typing import NamedTuple
 
 import numpy as np
 import plotly.graph_objects as go
@@ -22,7 +23,9 @@ KIND_COLORS = {"input": "#737373", "conv": "#3182bd", "relu": "#e6550d", "pool":
                "flatten": "#756bb1", "dense": "#8c6d31", "output": "#de2d26"}
 
 PAYLOAD_BUDGET = 400_000  # JSON bytes for one tiled heatmap's arrays; with layout, a figure stays < 500 KB
-NOMINAL_WIDTH = 640  # px a figure is sized for; Streamlit stretches it to the column, square pixels kept
+PAIR_SHARE = 0.55  # of that budget for each of a stage's two heatmaps (ReLU's before and after): < 500 KB together
+NOMINAL_WIDTH = 480  # px a figure is sized for (Explore's figure column on a laptop); Streamlit stretches it to
+NARROWEST_PX = 360  # its column, square pixels kept, and in a column this narrow the tile labels must still fit
 LABEL_PX = 14  # vertical room a tile label needs above its tile
 TITLE_PX = 26  # and a figure title above the plot
 MARGIN = dict(l=4, r=4, t=8, b=4)
@@ -87,14 +90,24 @@ def tile_canvas(maps: np.ndarray, cols: int, gap_y: int = 1, gap_x: int = 1, fil
     return canvas, origins
 
 
-def display_step(n: int, h: int, w: int, cols: int, max_cells: int) -> int:
-    """Smallest stride s so that every s-th row and column of every tile fits in max_cells (1 = no change)."""
+class TileGrid(NamedTuple):
+    step: int  # every step-th row and column of each map is drawn (1 = all)
+    gap_y: int  # rows between tile rows: room for the tile labels
+    cell_px: float  # px per drawn cell at its share of NOMINAL_WIDTH
+
+
+def tile_grid(n: int, h: int, w: int, cols: int, max_cells: int, labelled: bool, share: float = 1.0) -> TileGrid:
+    """The smallest stride whose canvas, label gaps included, fits max_cells; and the gap and cell size for it."""
     step = 1
     while True:
         hs, ws = math.ceil(h / step), math.ceil(w / step)
+        width_cells = cols * (ws + 1) - 1
+        cell_px = min(share * NOMINAL_WIDTH / width_cells, max(12.0, 96 / max(hs, ws)))  # few big maps: not wide
+        label_room = min(cell_px, share * NARROWEST_PX / width_cells)  # px per cell where labels are tightest
+        gap_y = max(1, math.ceil(LABEL_PX / label_room)) if labelled else 1
         rows = math.ceil(n / cols)
-        if rows * (hs + 1) * cols * (ws + 1) <= max_cells or (hs == 1 and ws == 1):
-            return step
+        if rows * (hs + gap_y) * width_cells <= max_cells or (hs == 1 and ws == 1):
+            return TileGrid(step, gap_y, cell_px)
         step += 1
 
 
@@ -154,23 +167,21 @@ def tiled_heatmap(maps: np.ndarray, *, cols: int | None = None, titles: Sequence
                   highlight: tuple[int, int, int, int, int] | None = None,
                   marks: Sequence[tuple[int, int, int]] | None = None, tile_ids: Sequence[int] | None = None,
                   title: str | None = None, labels: Mapping[str, str] | None = None,
-                  showscale: bool = True) -> go.Figure:
+                  showscale: bool = True, share: float = 1.0) -> go.Figure:
     """Many (N, H, W) maps as ONE heatmap trace: tiles in a grid with NaN gaps, labels above, square pixels.
 
     diverging: red/blue scale symmetric around zmid; else a sequential scale from 0 (zero_color paints exact
     zeros grey). highlight=(tile, y, x, h, w) and marks=[(tile, y, x)] are in the maps' own coordinates.
     Hover shows tile id (1-based, or tile_ids), y, x (0-based) and the value. Above max_cells (default: what
-    fits PAYLOAD_BUDGET) only every s-th row/column is drawn; the values drawn are never altered.
+    fits PAYLOAD_BUDGET) only every s-th row/column is drawn; the values drawn are never altered. share: the
+    part of the figure column's width it is drawn in (0.5: a half-width column); sizes and label room follow.
     """
     maps = np.asarray(maps, dtype=np.float32)
     n, h, w = maps.shape
     cols = cols or grid_columns(n, h, w)
-    step = display_step(n, h, w, cols, max_cells or _cells_budget(n, h, w))
+    step, gap_y, cell_px = tile_grid(n, h, w, cols, max_cells or _cells_budget(n, h, w), bool(titles), share)
     shown = maps[:, ::step, ::step]  # (N, ceil(H/s), ceil(W/s))
     hs, ws = shown.shape[1:]
-    width_cells = cols * (ws + 1) - 1
-    cell_px = min(NOMINAL_WIDTH / width_cells, max(12.0, 96 / max(hs, ws)))  # few big maps: don't fill the page
-    gap_y = max(1, math.ceil(LABEL_PX / cell_px)) if titles else 1
     z, origins = tile_canvas(shown, cols, gap_y=gap_y)
 
     ids = np.asarray(tile_ids if tile_ids is not None else np.arange(1, n + 1))
@@ -196,7 +207,7 @@ def tiled_heatmap(maps: np.ndarray, *, cols: int | None = None, titles: Sequence
         shapes=_tile_shapes(origins, step, highlight, marks),
         xaxis=dict(NO_AXIS, range=[-0.5, z.shape[1] - 0.5], constrain="domain"),
         yaxis=dict(NO_AXIS, range=[z.shape[0] - 0.5, -0.5 - top], scaleanchor="x", constrain="domain"),
-        meta=dict(step=step, cols=cols, gap_y=gap_y, origins=origins),
+        meta=dict(step=step, cols=cols, gap_y=gap_y, cell_px=cell_px, origins=origins),
     )
     return make_figure([trace], with_title(layout, " · ".join(filter(None, [title, note])) or None))
 
@@ -309,10 +320,11 @@ def relu_figures(before: np.ndarray, after: np.ndarray, *, titles: Sequence[str]
     range, so a red cell keeps its colour across."""
     before = np.asarray(before, dtype=np.float32)
     top = float(np.abs(before).max()) or 1.0
+    budget = int(_cells_budget(*before.shape) * PAIR_SHARE)  # two figures in one stage's payload
     left = tiled_heatmap(before, titles=titles, zmax=top, highlight=highlight, title=title_before,
-                         labels=labels, showscale=False)
+                         labels=labels, showscale=False, max_cells=budget)
     right = tiled_heatmap(after, titles=titles, diverging=False, zmax=top, zero_color=True, highlight=highlight,
-                          title=title_after, labels=labels, showscale=False)
+                          title=title_after, labels=labels, showscale=False, max_cells=budget)
     return left, right
 
 
@@ -320,10 +332,11 @@ def pool_figures(before: np.ndarray, after: np.ndarray, *, window: tuple[int, in
                  winner: tuple[int, int] | None = None, size: int = 2, titles: Sequence[str] | None = None,
                  title_before: str | None = None, title_after: str | None = None,
                  labels: Mapping[str, str] | None = None) -> tuple[go.Figure, go.Figure]:
-    """Maps before (N, H, W) and after (N, H/size, W/size) max pooling, on one range, zeros grey.
+    """Maps before (N, H, W) and after (N, H/size, W/size) max pooling, on one range, zeros grey; the second is
+    meant for a column 1/size as wide, under the first, so that a cell is as big in both.
 
-    window=(tile, y, x) is a cell of the pooled map; its size x size window is outlined on the left map,
-    its winner (y, x in the left map, default: the window's argmax) circled, and the cell outlined on the right.
+    window=(tile, y, x) is a cell of the pooled map; its size x size window is outlined on the first figure,
+    its winner (y, x in the maps before, default: the window's argmax) circled, and the cell outlined on the second.
     """
     before = np.asarray(before, dtype=np.float32)
     top = float(before.max()) if before.size and before.max() > 0 else 1.0
@@ -336,9 +349,14 @@ def pool_figures(before: np.ndarray, after: np.ndarray, *, window: tuple[int, in
             dy, dx = np.unravel_index(int(np.argmax(patch)), patch.shape)
             winner = (y * size + int(dy), x * size + int(dx))
         mark = [(tile, *winner)]
+    # One stage, one payload budget: 3/4 for the maps before; 3/10 for the pooled maps (a quarter of the cells, but
+    # drawn half as wide, so their label gaps take more rows)
+    budget = _cells_budget(*before.shape)
     common = dict(titles=titles, diverging=False, zmax=top, zero_color=True, labels=labels, showscale=False)
-    return (tiled_heatmap(before, highlight=box, marks=mark, title=title_before, **common),
-            tiled_heatmap(after, highlight=cell, title=title_after, **common))
+    # the pooled maps are drawn in a column half as wide (share=0.5), so their cells match the maps before
+    return (tiled_heatmap(before, highlight=box, marks=mark, title=title_before, max_cells=budget * 3 // 4, **common),
+            tiled_heatmap(after, highlight=cell, title=title_after, share=1 / size, max_cells=budget * 3 // 10,
+                          **common))
 
 
 # ---------------------------------------------------------------------------------------------------- dense

@@ -211,8 +211,21 @@ def _all_figures(config: CNNConfig) -> dict[str, go.Figure]:
     CNNConfig(in_channels=3, input_size=64, filters=(32, 64), classes=tuple("abcdef")),  # photos, 64x64x64 maps
 ], ids=["digits", "shapes", "photos"])
 def test_every_stage_figure_is_valid_plotly_and_under_the_payload_budget(config):
+    per_stage: dict[str, int] = {}
     for name, fig in _all_figures(config).items():
         valid(fig)
         size = len(fig.to_json())
         assert size <= BUDGET, f"{name}: {size} bytes"
         assert json.loads(fig.to_json())["layout"]["height"] > 0, name
+        stage = name.removesuffix("_after")  # ReLU and pooling draw two figures in one stage
+        per_stage[stage] = per_stage.get(stage, 0) + size
+    assert max(per_stage.values()) <= BUDGET, per_stage
+
+
+@pytest.mark.parametrize("shape", [(8, 28, 28), (16, 28, 28), (32, 7, 7), (64, 64, 64), (3, 4, 4)])
+def test_tile_labels_have_room_above_their_tiles_even_in_the_narrowest_column(shape):
+    fig = F.tiled_heatmap(_maps(*shape), titles=[f"f{i}" for i in range(1, shape[0] + 1)])
+    meta, columns = fig.layout.meta, np.asarray(fig.data[0].z).shape[1]
+    px_per_cell = min(meta["cell_px"], F.NARROWEST_PX / columns)  # square cells, the figure squeezed to fit
+    assert meta["gap_y"] * px_per_cell >= F.LABEL_PX
+    assert len(fig.to_json()) <= BUDGET

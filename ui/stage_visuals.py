@@ -92,11 +92,8 @@ def _relu(lang: str, stage: str, loaded: LoadedModel, ex: Explanation) -> None:
     summary = explain.relu_summary(ex.trace, stage)
     st.markdown(t(lang, "stage.relu.live", zeroed=summary.zeroed_fraction))
     before_fig, after_fig = sf.relu_figures(lang, stage, ex)
-    left, right = st.columns(2)
-    with left:
-        _chart(before_fig, f"fig_{stage}_before")
-    with right:
-        _chart(after_fig, f"fig_{stage}_after")
+    _chart(before_fig, f"fig_{stage}_before")  # one above the other: the same tile sits at the same place
+    _chart(after_fig, f"fig_{stage}_after")
     channels = ex.trace.values[stage].shape[0]
     st.dataframe(
         {t(lang, "fig.label.tile"): sf.tiles(lang, channels),
@@ -112,12 +109,11 @@ def _pool(lang: str, stage: str, loaded: LoadedModel, ex: Explanation) -> None:
     st.markdown(t(lang, "stage.pool.live", value=window.value))
     st.markdown(t(lang, "stage.pool.live_size", before=_shape(size.before), after=_shape(size.after),
                   factor=size.factor, kept=size.after[1] * size.after[2]))
-    left_fig, right_fig = sf.pool_figures(lang, stage, ex, window)
-    left, right = st.columns([2, 1])
-    with left:
-        _chart(left_fig, f"fig_{stage}_before")
-    with right:
-        _chart(right_fig, f"fig_{stage}_after")
+    before_fig, after_fig = sf.pool_figures(lang, stage, ex, window)
+    _chart(before_fig, f"fig_{stage}_before")
+    half, _ = st.columns(2)  # half as wide as the maps above, as the pooled maps are: cells keep their size
+    with half:
+        _chart(after_fig, f"fig_{stage}_after")
 
 
 def _shape(shape: tuple[int, ...]) -> str:
