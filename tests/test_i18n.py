@@ -9,7 +9,8 @@ import pytest
 
 from imageai import figures
 from imageai.i18n import LANGUAGES, _flatten, catalog, language_from_locale, t
-from imageai.model import STAGE_KINDS
+from imageai.model import STAGE_KINDS, stage_shapes
+from imageai.registry import load_bundled
 
 I18N = Path(__file__).parents[1] / "imageai" / "i18n"
 HEADINGS = ("title", "role", "how", "why", "result")
@@ -122,3 +123,12 @@ def test_language_from_locale_falls_back_to_english(locale, lang):
 def test_unknown_language_and_unknown_key_fall_back():
     assert t("fr", "stage.heading.role") == "Role"
     assert t("ko", "no.such.key") == "no.such.key"
+
+
+def test_the_worked_examples_use_the_bundled_digits_model_s_real_shapes():
+    shapes = stage_shapes(load_bundled("digits").config)
+    (c1, h1, w1), (c2, h2, w2), (length,) = shapes["pool1"], shapes["pool2"], shapes["flatten"]
+    assert f"{c2} maps of {h2} × {w2} instead of {c1} of {h1} × {w1}" in t("en", "stage.repeat.result")
+    assert f"{c2} maps of {h2} × {w2} become {c2} × {h2} × {w2} = {length} numbers" in t("en", "stage.flatten.how")
+    assert f"{h1} × {w1} 맵 {c1}개 대신 {h2} × {w2} 맵 {c2}개" in t("ko", "stage.repeat.result")
+    assert f"{c2} × {h2} × {w2} = {length}개" in t("ko", "stage.flatten.how")
