@@ -70,9 +70,10 @@ def with_title(layout: dict, title: str | None) -> dict:
 
 # ---------------------------------------------------------------------------------------------------- tiles
 
-def grid_columns(n: int, h: int = 1, w: int = 1) -> int:
-    """Columns for n tiles of h x w: about twice as wide as tall, preferring a divisor of n (no empty slots)."""
-    target = math.sqrt(2 * n * h / w)
+def grid_columns(n: int, h: int = 1, w: int = 1, aspect: float = 2.0) -> int:
+    """Columns for n tiles of h x w: about `aspect` times as wide as tall, preferring a divisor of n (no empty
+    slots)."""
+    target = math.sqrt(aspect * n * h / w)
     fits = [c for c in range(1, n + 1) if n % c == 0 and c >= target]
     return min(n, fits[0]) if fits and fits[0] <= 2 * target else max(1, min(n, math.ceil(target)))
 
@@ -178,7 +179,7 @@ def tiled_heatmap(maps: np.ndarray, *, cols: int | None = None, titles: Sequence
     """
     maps = np.asarray(maps, dtype=np.float32)
     n, h, w = maps.shape
-    cols = cols or grid_columns(n, h, w)
+    cols = cols or grid_columns(n, h, w, aspect=2 * share)  # a half-width column gets a squarer grid
     step, gap_y, cell_px = tile_grid(n, h, w, cols, max_cells or _cells_budget(n, h, w), bool(titles), share)
     shown = maps[:, ::step, ::step]  # (N, ceil(H/s), ceil(W/s))
     hs, ws = shown.shape[1:]
@@ -317,14 +318,14 @@ def relu_figures(before: np.ndarray, after: np.ndarray, *, titles: Sequence[str]
                  highlight: tuple[int, int, int, int, int] | None = None,
                  labels: Mapping[str, str] | None = None) -> tuple[go.Figure, go.Figure]:
     """Maps (N, H, W) before ReLU (diverging: negatives blue) and after it (the zeroed cells grey), on one colour
-    range, so a red cell keeps its colour across."""
+    range, so a red cell keeps its colour across; meant to be drawn side by side."""
     before = np.asarray(before, dtype=np.float32)
     top = float(np.abs(before).max()) or 1.0
-    budget = int(_cells_budget(*before.shape) * PAIR_SHARE)  # two figures in one stage's payload
-    left = tiled_heatmap(before, titles=titles, zmax=top, highlight=highlight, title=title_before,
-                         labels=labels, showscale=False, max_cells=budget)
-    right = tiled_heatmap(after, titles=titles, diverging=False, zmax=top, zero_color=True, highlight=highlight,
-                          title=title_after, labels=labels, showscale=False, max_cells=budget)
+    # side by side, each in half the figure column; two figures in one stage's payload
+    common = dict(titles=titles, zmax=top, highlight=highlight, labels=labels, showscale=False, share=0.5,
+                  max_cells=int(_cells_budget(*before.shape) * PAIR_SHARE))
+    left = tiled_heatmap(before, title=title_before, **common)
+    right = tiled_heatmap(after, diverging=False, zero_color=True, title=title_after, **common)
     return left, right
 
 
@@ -352,7 +353,9 @@ def pool_figures(before: np.ndarray, after: np.ndarray, *, window: tuple[int, in
     # One stage, one payload budget: 3/4 for the maps before; 3/10 for the pooled maps (a quarter of the cells, but
     # drawn half as wide, so their label gaps take more rows)
     budget = _cells_budget(*before.shape)
-    common = dict(titles=titles, diverging=False, zmax=top, zero_color=True, labels=labels, showscale=False)
+    cols = grid_columns(*before.shape)  # both grids alike, tile under tile
+    common = dict(titles=titles, cols=cols, diverging=False, zmax=top, zero_color=True, labels=labels,
+                  showscale=False)
     # the pooled maps are drawn in a column half as wide (share=0.5), so their cells match the maps before
     return (tiled_heatmap(before, highlight=box, marks=mark, title=title_before, max_cells=budget * 3 // 4, **common),
             tiled_heatmap(after, highlight=cell, title=title_after, share=1 / size, max_cells=budget * 3 // 10,

@@ -92,8 +92,11 @@ def _relu(lang: str, stage: str, loaded: LoadedModel, ex: Explanation) -> None:
     summary = explain.relu_summary(ex.trace, stage)
     st.markdown(t(lang, "stage.relu.live", zeroed=summary.zeroed_fraction))
     before_fig, after_fig = sf.relu_figures(lang, stage, ex)
-    _chart(before_fig, f"fig_{stage}_before")  # one above the other: the same tile sits at the same place
-    _chart(after_fig, f"fig_{stage}_after")
+    left, right = st.columns(2)
+    with left:
+        _chart(before_fig, f"fig_{stage}_before")
+    with right:
+        _chart(after_fig, f"fig_{stage}_after")
     channels = ex.trace.values[stage].shape[0]
     st.dataframe(
         {t(lang, "fig.label.tile"): sf.tiles(lang, channels),
