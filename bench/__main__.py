@@ -17,7 +17,7 @@ import torch
 from bench import Row
 
 THREADS = 2
-SECTIONS = ("explain", "payload", "browser", "throughput", "accuracy", "memory")
+SECTIONS = ("explain", "payload", "browser", "throughput", "accuracy", "photos", "memory")
 
 
 @dataclass(frozen=True)
@@ -31,12 +31,14 @@ class Settings:
     pairs: int = 5
     epochs: int = 3
     accuracy_epochs: int | None = None  # None: the dataset's default settings
+    photos_per_class: int = 20
+    photos_epochs: int | None = None  # None: the Train page's defaults
     sessions: int = 5
     memory_training: bool = True
 
 
 QUICK = Settings(explain_runs=3, explain_warmup=1, browser_runs=1, train_limit=256, pairs=1, epochs=1,
-                 accuracy_epochs=1, sessions=2, memory_training=False)
+                 accuracy_epochs=1, photos_per_class=4, photos_epochs=1, sessions=2, memory_training=False)
 
 
 def run(sections: tuple[str, ...], settings: Settings) -> list[Row]:
@@ -58,6 +60,10 @@ def run(sections: tuple[str, ...], settings: Settings) -> list[Row]:
             rows.append(tt.time_to_accuracy_row(dataset, settings.accuracy_epochs))
         if "throughput" in sections:
             rows += tt.throughput_rows(dataset, settings.pairs, settings.epochs)
+    if "photos" in sections:
+        from bench import own_photos
+
+        rows += own_photos.rows(settings.photos_per_class, settings.photos_epochs)
     if "memory" in sections:
         from bench import memory
 

@@ -68,6 +68,8 @@ class TrainConfig:
 _DEFAULTS = {
     "digits": TrainConfig(epochs=15, batch_size=64, learning_rate=2e-3, filters=16),
     "shapes": TrainConfig(epochs=6, batch_size=64, learning_rate=2e-3, blocks=3, filters=16),
+    # a few dozen photos: small batches, so that each epoch still makes several updates (batch 64 made one)
+    "own_photos": TrainConfig(epochs=20, batch_size=16, learning_rate=2e-3, filters=16),
 }
 
 

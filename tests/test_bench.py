@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_quick_benchmark_prints_one_table_with_a_row_per_model_and_the_training_rows():
-    run = subprocess.run([sys.executable, "-m", "bench", "--quick", "--only", "explain,payload,throughput"],
+    run = subprocess.run([sys.executable, "-m", "bench", "--quick", "--only", "explain,payload,throughput,photos"],
                          cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr[-3000:]
     lines = run.stdout.splitlines()
@@ -24,6 +24,7 @@ def test_quick_benchmark_prints_one_table_with_a_row_per_model_and_the_training_
     assert [n for n in names if n.startswith("explain, server: ")] == ["explain, server: digits", "explain, server: shapes"]
     assert [n for n in names if n.startswith("figure payload: ")] == ["figure payload: digits", "figure payload: shapes"]
     assert "training throughput: app / bare PyTorch" in names
+    assert "own photos: 2 classes x 4 photos, read and trained" in names
     assert all(row.count(" | ") == 4 for row in rows)  # what, measured, target, verdict, how
 
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from imageai import modelfile, registry
+from imageai import modelfile, own_photos, registry
 from imageai.datasets import load_digits, load_shapes
 from imageai.errors import TrainingError
 from imageai.modelfile import InputSpec
@@ -230,6 +230,15 @@ def test_default_configs_are_valid_and_differ_per_dataset():
     assert digits != shapes
     assert default_config("digits") is not default_config("digits")  # a fresh copy each time
     assert default_config("unknown") == TrainConfig()
+
+
+def test_own_photo_defaults_learn_two_classes_from_twenty_photos_each():
+    from bench.own_photos import photo_set  # phone-size JPEGs of a red mug and a blue book
+
+    dataset = own_photos.to_dataset(own_photos.collect_from_classes(photo_set(20)))
+    config = default_config("own_photos")
+    assert len(dataset.train_labels) / config.batch_size >= 2  # several updates per epoch, not one
+    assert run(dataset, config).test_accuracy >= 0.75  # 8 held-out photos; chance is 50%
 
 
 @pytest.mark.parametrize("name,target", [("digits", 0.97), ("shapes", 0.98)])
