@@ -8,6 +8,7 @@ import re
 import threading
 import time
 import urllib.request
+from dataclasses import dataclass
 from urllib.parse import urlparse
 
 import numpy as np
@@ -225,38 +226,47 @@ async def models_seen(page, who: str, own_name: str) -> None:
     await no_exception(page, who)
 
 
-async def first_trainer(browser, url: str, ready: asyncio.Event, running: asyncio.Event, foreign: list[str]) -> dict:
-    who = "digits trainer"
-    context, page = await new_page(browser, foreign)
-    try:
-        await start_training(page, url, None, "train_epochs_digits", DIGITS_EPOCHS)
-        await asyncio.wait_for(ready.wait(), SCENARIO_S)  # the second trainer is set to press Train at once
-        await key(page, "train_start").locator("button").click()
-        await page.locator("[data-testid='stProgress']").wait_for()
-        running.set()
-        seen = await watch(page, who, DIGITS_EPOCHS, SHAPES_EPOCHS)
-        await page.get_by_text(f"Training finished after {DIGITS_EPOCHS} epoch(s).").wait_for()
-        await models_seen(page, who, "digits-1")
-        return seen
-    finally:
-        await context.close()
+@dataclass(frozen=True)
+class Trainer:
+    who: str
+    dataset: str | None  # the option to choose; None keeps the page's default, Digits
+    setting: str  # the keyed epochs box for this dataset
+    epochs: int
+    model: str  # the name the trained model gets in this session
 
 
-async def second_trainer(browser, url: str, ready: asyncio.Event, running: asyncio.Event,
-                         foreign: list[str]) -> dict:
-    who = "shapes trainer"
-    context, page = await new_page(browser, foreign)
+DIGITS_TRAINER = Trainer("digits trainer", None, "train_epochs_digits", DIGITS_EPOCHS, "digits-1")
+SHAPES_TRAINER = Trainer("shapes trainer", "Shapes (6 drawn shapes, built in)", "train_epochs_shapes", SHAPES_EPOCHS,
+                         "shapes-1")
+
+
+async def press_train(page) -> None:
+    await key(page, "train_start").locator("button").click()
+
+
+async def follow(page, me: Trainer, other: Trainer) -> dict:
+    """Watch this person's training to its results, then check they see only their own model."""
+    seen = await watch(page, me.who, me.epochs, other.epochs)
+    await page.get_by_text(f"Training finished after {me.epochs} epoch(s).").wait_for()
+    await models_seen(page, me.who, me.model)
+    return seen
+
+
+async def trainers(browser, url: str, foreign: list[str]) -> list[dict]:
+    """Both set up their training; the first presses Train, and once it runs, the second presses (and queues)."""
+    pages = [await new_page(browser, foreign) for _ in range(2)]
+    (_, first), (_, second) = pages
     try:
-        await start_training(page, url, "Shapes (6 drawn shapes, built in)", "train_epochs_shapes", SHAPES_EPOCHS)
-        ready.set()
-        await asyncio.wait_for(running.wait(), SCENARIO_S)
-        await key(page, "train_start").locator("button").click()
-        seen = await watch(page, who, SHAPES_EPOCHS, DIGITS_EPOCHS)
-        await page.get_by_text(f"Training finished after {SHAPES_EPOCHS} epoch(s).").wait_for()
-        await models_seen(page, who, "shapes-1")
-        return seen
+        await asyncio.gather(*(start_training(page, url, t.dataset, t.setting, t.epochs)
+                               for (_, page), t in zip(pages, (DIGITS_TRAINER, SHAPES_TRAINER))))
+        await press_train(first)
+        await first.locator("[data-testid='stProgress']").wait_for()
+        await press_train(second)
+        return await asyncio.gather(follow(first, DIGITS_TRAINER, SHAPES_TRAINER),
+                                    follow(second, SHAPES_TRAINER, DIGITS_TRAINER))
     finally:
-        await context.close()
+        for context, _ in pages:
+            await context.close()
 
 
 async def crowd(url: str, pngs: dict[int, bytes], foreign: list[str]) -> list:
@@ -265,17 +275,16 @@ async def crowd(url: str, pngs: dict[int, bytes], foreign: list[str]) -> list:
     async with async_playwright() as p:
         browser = await p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
         try:
-            ready, running, done = asyncio.Event(), asyncio.Event(), asyncio.Event()
+            done = asyncio.Event()
 
-            async def trainers():
+            async def training():
                 try:
-                    return await asyncio.gather(first_trainer(browser, url, ready, running, foreign),
-                                                second_trainer(browser, url, ready, running, foreign))
+                    return await trainers(browser, url, foreign)
                 finally:
                     done.set()  # let the explorers finish, also when a trainer failed
 
             explorers = [explorer(browser, url, i, d, pngs[d], done, foreign) for i, d in enumerate(EXPLORER_DIGITS)]
-            return await asyncio.wait_for(asyncio.gather(trainers(), *explorers), SCENARIO_S)
+            return await asyncio.wait_for(asyncio.gather(training(), *explorers), SCENARIO_S)
         finally:
             await browser.close()
 
