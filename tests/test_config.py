@@ -13,9 +13,13 @@ from pathlib import Path
 import pytest
 
 from imageai import images, jobs, modelfile, own_photos, safe_zip, train
+from imageai.model import CNN, CNNConfig
+from imageai.preprocess import spec_for_rgb
+from ui.train_views import FILTERS
 
 ROOT = Path(__file__).resolve().parents[1]
 MB = 2**20
+LARGEST_MODEL_MB = 6.5
 OPTIONS = ("server.enableXsrfProtection", "server.enableCORS", "browser.gatherUsageStats", "server.maxUploadSize",
            "client.showErrorDetails", "server.headless", "server.baseUrlPath")
 READ_OPTIONS = f"""
@@ -78,9 +82,23 @@ def test_the_app_is_served_from_the_root_unless_the_proxy_asks_otherwise(streaml
     f"| trainings at once | {jobs.DEFAULT_MAX_TRAININGS} per server process | `IMAGEAI_MAX_TRAININGS` |",
     "`IMAGEAI_TORCH_THREADS`",
     f"batch loss above {train.DIVERGED_FACTOR} × ln(classes)",
+    f"decoded at reduced scale to {images.WORK_SIDE} pixels",
+    f"under {LARGEST_MODEL_MB} MB (1 block of {max(FILTERS)} filters on {own_photos.SIZE} × {own_photos.SIZE} photos "
+    f"of {own_photos.MAX_CLASSES} classes)",
 ])
 def test_the_readme_states_each_limit_as_the_code_sets_it(readme_section, phrase):
     assert phrase in readme_section
+
+
+def test_the_largest_model_the_train_page_can_make_is_as_small_as_the_readme_says():
+    sizes = []
+    for blocks in (1, 2, 3):  # the page's blocks slider; the most filters, classes and pixels it allows
+        widths = train.TrainConfig(blocks=blocks, filters=max(FILTERS)).filters_per_block()
+        config = CNNConfig(3, own_photos.SIZE, widths, tuple(f"class {i}" for i in range(own_photos.MAX_CLASSES)))
+        spec = spec_for_rgb(own_photos.SIZE, (0.5,) * 3, (0.5,) * 3)
+        loaded = modelfile.LoadedModel("largest", CNN(config), spec, {})
+        sizes.append(len(modelfile.to_bytes(loaded)))
+    assert max(sizes) == sizes[0] and max(sizes) < LARGEST_MODEL_MB * MB < modelfile.MAX_FILE_BYTES
 
 
 def test_the_readme_shows_a_websocket_proxy_with_sticky_sessions_for_replicas(readme_section):
