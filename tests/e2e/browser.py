@@ -142,6 +142,9 @@ def step(page, forward: bool = True) -> int:
     return target
 
 
+INPUT_HINT = "[data-testid='InputInstructions']"  # "Press Enter to apply" while a typed value is not yet applied
+
+
 def by_key(page, key: str):
     """The container Streamlit 1.67 gives a keyed widget (CSS class `st-key-<key>`)."""
     return page.locator(f".st-key-{key}")
@@ -169,10 +172,12 @@ def selected(page, key: str) -> str:
 
 
 def set_number(page, key: str, value: int) -> None:
-    """Type a value into the keyed number input and commit it (Streamlit applies it on Enter)."""
+    """Type a value into the keyed number input and commit it: Streamlit applies it on Enter, and then empties
+    its "Press Enter to apply" hint."""
     box = by_key(page, key).locator("input")
     box.fill(str(value))
     box.press("Enter")
+    by_key(page, key).locator(INPUT_HINT).wait_for(state="hidden")
 
 
 def assert_no_exception(page) -> None:

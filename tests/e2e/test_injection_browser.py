@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from tests.e2e.browser import (app_server, assert_no_exception, browser_page, by_key, choose, open_app, selected,
-                               set_number, step)
+                               set_number, step, wait_idle)
 
 IMG = "<img src=x onerror=alert(1)>"
 LINK = "[click](http://example.com)"
@@ -115,7 +115,6 @@ def train_own_photos(page, url: str) -> None:
     for name in CLASSES:
         wait_literal(page, name, "class list on Train")
     set_number(page, "train_epochs_own_photos", 2)
-    page.wait_for_timeout(300)
     assert_inert(page, "gallery and settings")
     by_key(page, "train_start").locator("button").click()
     page.locator("[data-testid='stMetric']").filter(has_text="Test accuracy").wait_for(timeout=90_000)
@@ -143,6 +142,7 @@ def test_html_and_markdown_names_stay_plain_text_from_training_to_explanation(wa
         by_key(page, "explore_upload").locator("input[type='file']").set_input_files(
             {"name": file_name, "mimeType": "image/png", "buffer": photo(colour, 7)})
         wait_literal(page, file_name, "the uploaded file's name")
+        wait_idle(page)  # the caption comes before the metric: let this run finish drawing this picture's prediction
         value = page.locator("[data-testid='stMetric']").filter(has_text="Prediction").locator(
             "[data-testid='stMetricValue']").inner_text().strip().replace("\u2060", "")
         assert value in CLASSES, value  # the predicted class, exactly as typed (the last one is checked below)

@@ -18,7 +18,7 @@ from PIL import Image
 from imageai.datasets import DIGITS_FILE
 from imageai.pipeline import explain_bytes
 from imageai.registry import bundled_path, load_bundled
-from tests.e2e.browser import CHROMIUM, CHROMIUM_ARGS, stage_caption, start_server, stop_server, warm_up
+from tests.e2e.browser import CHROMIUM, CHROMIUM_ARGS, INPUT_HINT, stage_caption, start_server, stop_server, warm_up
 
 pytestmark = pytest.mark.skipif(not bundled_path("digits").exists(), reason="bundled models not built")
 
@@ -105,8 +105,7 @@ async def set_number(page, name: str, value: int) -> None:
     box = key(page, name).locator("input")
     await box.fill(str(value))
     await box.press("Enter")
-    await page.wait_for_function("([k, v]) => document.querySelector(`.st-key-${k} input`)?.value === v",
-                                 arg=[name, str(value)])
+    await key(page, name).locator(INPUT_HINT).wait_for(state="hidden")  # applied
 
 
 async def options(page, name: str) -> list[str]:

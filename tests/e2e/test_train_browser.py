@@ -33,7 +33,6 @@ def _start_training(page, url: str, epochs: int) -> None:
     open_app(page, url, "train")
     page.get_by_role("heading", name="Train a CNN").wait_for()
     set_number(page, "train_epochs_digits", epochs)
-    page.wait_for_timeout(300)
     assert by_key(page, "train_epochs_digits").locator("input").input_value() == str(epochs)
     assert_no_exception(page)
     by_key(page, "train_start").locator("button").click()
