@@ -114,7 +114,7 @@ def explain_once(loaded: LoadedModel, data: bytes) -> tuple[dict[str, float], di
     seconds["decode"], start = _since(start)
     prepared = prepare(img, loaded.input_spec)
     seconds["prepare"], start = _since(start)
-    ex = Explanation(prepared, trace(loaded.model, prepared.tensor), loaded.classes)
+    ex = Explanation(prepared, trace(loaded.model, prepared.tensor))
     seconds["trace"], start = _since(start)
     data_by_stage = {stage: stage_data(stage, ex) for stage in ex.trace.stage_names}
     seconds["stage data"], start = _since(start)

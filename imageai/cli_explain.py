@@ -2,17 +2,18 @@
 from __future__ import annotations
 
 import argparse
+import errno
+import os
 import sys
-from pathlib import Path
 
 from imageai import registry
 from imageai.errors import ImageAiError, ImageReadError
 from imageai.explain import stage_stats
 from imageai.i18n import t
-from imageai.images import MAX_FILE_BYTES, read_image
-from imageai.preprocess import prepare
+from imageai.images import MAX_FILE_BYTES
+from imageai.pipeline import explain_bytes
 from imageai.report import report_json
-from imageai.trace import Trace, trace
+from imageai.trace import Trace
 
 LANG = "en"  # the command line speaks English; the app follows the user's language
 DEFAULT_MODEL = "digits"
@@ -35,8 +36,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         data = _read_file(args.image)
         loaded = registry.resolve(args.model)
-        prepared = prepare(read_image(data, name=Path(args.image).name), loaded.input_spec)
-        result = trace(loaded.model, prepared.tensor)
+        result = explain_bytes(loaded, data).trace
     except OSError as error:  # a missing or unreadable image file (model files raise ModelFileError)
         return _fail(ImageReadError("cli_file_unreadable", path=args.image,
                                     reason=(error.strerror or type(error).__name__).lower()))
@@ -67,7 +67,10 @@ def summary_text(result: Trace, model_name: str, classes: tuple[str, ...]) -> st
 
 
 def _read_file(path: str) -> bytes:
-    """At most one byte more than an image may have, so a huge file is refused without reading it all."""
+    """At most one byte more than an image may have, so a huge file is refused without reading it all; a named
+    pipe or a device is refused before it is opened (reading one could wait forever)."""
+    if os.path.exists(path) and not os.path.isfile(path):
+        raise IsADirectoryError(errno.EISDIR, "not a regular file")
     with open(path, "rb") as f:
         return f.read(MAX_FILE_BYTES + 1)
 

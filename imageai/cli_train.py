@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from dataclasses import replace
@@ -57,11 +58,14 @@ def run(args: argparse.Namespace) -> int:
     """Exit status 0, or 2 with one line on stderr for bad settings, a missing dataset or a failed run."""
     try:
         config = config_from_args(args)
-        if args.threads < 1:
-            raise TrainingError("training_bad_setting", setting="threads", value=args.threads, allowed=">= 1")
+        cores = max(os.cpu_count() or 1, DEFAULT_THREADS)
+        if not 1 <= args.threads <= cores:  # thousands of OpenMP threads crash the process
+            raise TrainingError("training_bad_setting", setting="threads", value=args.threads, allowed=f"1-{cores}")
         out = Path(args.out)
         if not out.parent.is_dir():
             raise TrainingError("train_output_no_folder", path=str(out))
+        if out.is_dir():  # found before training, not after minutes of it
+            raise TrainingError("train_output_unwritable", path=str(out), reason="it is a folder")
         device = _device(args.device)
         torch.set_num_threads(args.threads)
         dataset = get_dataset(args.dataset)

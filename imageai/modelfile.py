@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import math
 import stat
 import struct
 from dataclasses import dataclass, field
@@ -27,6 +26,7 @@ PREPROCESS_KINDS = ("mnist", "resize")
 MAX_FILTERS = 256  # per block: training doubles at most 32 filters over 4 blocks
 MAX_INPUT_SIZE = 256  # pixels per side
 MAX_CLASSES = 1000
+MAX_NORM = 1e3  # bound on the input spec's means and stds (pixels are 0-1; real values are near 0.1-0.5)
 
 
 @dataclass
@@ -153,6 +153,8 @@ def _parse_record(record: dict) -> tuple[CNNConfig, InputSpec, str]:
         raise ModelFileError("model_bad_metadata") from None
     if not (list(config.classes) == classes and _in_bounds(config) and _spec_fits(spec, config)):
         raise ModelFileError("model_bad_metadata")
+    if any(not isinstance(record.get(key, {}), dict) for key in ("dataset", "accuracy", "training")):
+        raise ModelFileError("model_bad_metadata")  # the pages read these as mappings
     return config, spec, name
 
 
@@ -166,8 +168,8 @@ def _spec_fits(spec: InputSpec, config: CNNConfig) -> bool:
             and spec.preprocess in PREPROCESS_KINDS
             and (spec.preprocess != "mnist" or spec.channels == 1)
             and len(spec.mean) == len(spec.std) == spec.channels
-            and all(math.isfinite(m) for m in spec.mean)
-            and all(math.isfinite(s) and s > 0 for s in spec.std))
+            and all(abs(m) <= MAX_NORM for m in spec.mean)  # also refuses NaN and infinity
+            and all(1 / MAX_NORM <= s <= MAX_NORM for s in spec.std))  # float32 keeps 1e-300 as 0 and 1e308 as inf
 
 
 def _check_tensors(tensors: dict[str, torch.Tensor], expected: dict[str, torch.Tensor]) -> None:

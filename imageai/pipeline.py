@@ -5,9 +5,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from PIL import Image
 
 from imageai import calibration
+from imageai.errors import ModelFileError
 from imageai.images import read_image
 from imageai.modelfile import LoadedModel
 from imageai.preprocess import Prepared, prepare, prepare_array
@@ -23,11 +23,10 @@ class Explanation:
 
     prepared: Prepared
     trace: Trace
-    classes: tuple[str, ...]
 
     @property
     def prediction(self) -> int:
-        return int(np.argmax(self.trace.values["output"]))
+        return self.trace.prediction
 
     @property
     def probability(self) -> float:
@@ -36,8 +35,7 @@ class Explanation:
 
 def explain_bytes(loaded: LoadedModel, data: bytes) -> Explanation:
     """Encoded image bytes -> explanation; unreadable input raises ImageReadError."""
-    prepared = prepare(read_image(data), loaded.input_spec)
-    return Explanation(prepared, trace(loaded.model, prepared.tensor), loaded.classes)
+    return _explain(loaded, prepare(read_image(data), loaded.input_spec))
 
 
 def explain_array(loaded: LoadedModel, array: np.ndarray) -> Explanation:
@@ -46,13 +44,15 @@ def explain_array(loaded: LoadedModel, array: np.ndarray) -> Explanation:
     A sample from another dataset than the model's (say, a digit shown to the shapes model) goes
     through the same preprocessing as an upload.
     """
-    spec = loaded.input_spec
-    channels = 1 if array.ndim == 2 else array.shape[2]
-    if array.shape[:2] == (spec.size, spec.size) and channels == spec.channels:
-        prepared = prepare_array(array, spec)
-    else:
-        prepared = prepare(Image.fromarray(array).convert("RGB"), spec)
-    return Explanation(prepared, trace(loaded.model, prepared.tensor), loaded.classes)
+    return _explain(loaded, prepare_array(array, loaded.input_spec))
+
+
+def _explain(loaded: LoadedModel, prepared: Prepared) -> Explanation:
+    """Trace the picture; a model whose finite but extreme weights overflow to inf or NaN is refused here."""
+    traced = trace(loaded.model, prepared.tensor)
+    if not all(np.isfinite(values).all() for values in traced.values.values()):
+        raise ModelFileError("model_bad_values")
+    return Explanation(prepared, traced)
 
 
 def assess(explanation: Explanation, loaded: LoadedModel) -> str:

@@ -111,6 +111,15 @@ def test_a_missing_image_exits_2_with_one_line_naming_it(files, capsys):
     assert missing in err and "no such file" in err.lower()
 
 
+def test_a_named_pipe_or_a_folder_is_refused_without_waiting_to_read_it(files, tmp_path, capsys):
+    pipe = tmp_path / "pipe.png"
+    os.mkfifo(pipe)  # opening it to read would wait for a writer forever
+    for path in (pipe, tmp_path):
+        code, out, err = _run([str(path), "--model", str(files / "tiny.safetensors")], capsys)
+        _assert_one_line_error(code, out, err)
+        assert str(path) in err and "not a regular file" in err
+
+
 def test_a_file_that_is_not_an_image_exits_2_with_the_catalog_message(files, capsys):
     with pytest.raises(ImageReadError) as raised:
         read_image(b"not a picture", name="notes.txt")

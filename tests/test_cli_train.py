@@ -2,8 +2,9 @@
 import pytest
 import torch
 
-from imageai import modelfile
+from imageai import cli_train, modelfile
 from imageai.cli import main
+from imageai.errors import TrainingError
 from imageai.train import default_config
 
 QUICK = ["--limit", "160", "--epochs", "1", "--filters", "4"]
@@ -49,7 +50,8 @@ def test_shapes_dataset_trains_from_the_command_line(tmp_path):
 
 
 @pytest.mark.parametrize("bad", [["--blocks", "4"], ["--epochs", "0"], ["--lr", "-1"], ["--val-share", "0.9"],
-                                 ["--filters", "0"], ["--threads", "0"]])
+                                 ["--filters", "0"], ["--threads", "0"],
+                                 ["--threads", "100000"]])  # thousands of OpenMP threads crash the process
 def test_bad_settings_exit_2_with_one_line(tmp_path, capsys, bad):
     out = tmp_path / "m.safetensors"
     assert main(["train", "--dataset", "digits", "--out", str(out), *bad]) == 2
@@ -62,6 +64,13 @@ def test_missing_output_folder_exits_2_before_training(tmp_path, capsys):
     out = tmp_path / "nope" / "m.safetensors"
     assert main(["train", "--dataset", "digits", "--out", str(out)]) == 2
     assert "folder" in capsys.readouterr().err
+
+
+def test_an_output_path_that_is_a_folder_exits_2_before_training(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(cli_train, "train", lambda *a, **k: pytest.fail("trained before checking the output path"))
+    assert main(["train", "--dataset", "digits", "--out", str(tmp_path)]) == 2
+    expected = TrainingError("train_output_unwritable", path=str(tmp_path), reason="it is a folder").message("en")
+    assert capsys.readouterr().err.strip() == expected
 
 
 @pytest.mark.parametrize("bad", [["--optimizer", "rmsprop"], ["--dataset", "cats"], ["--epochs", "two"]])

@@ -23,7 +23,7 @@ from imageai.modelfile import InputSpec, LoadedModel
 XSS = "<img src=x onerror=alert(1)>"
 CONFIG = CNNConfig(in_channels=3, input_size=16, filters=(4, 8), classes=("원", "삼각형", XSS))
 SPEC = InputSpec("resize", 3, 16, (0.5, 0.45, 0.4), (0.2, 0.25, 0.3))
-META = {"dataset": "shapes", "accuracy": 0.875, "training": {"epochs": 3, "learning_rate": 0.002}}
+META = {"dataset": {"name": "shapes"}, "accuracy": {"test": 0.875}, "training": {"epochs": 3, "learning_rate": 0.002}}
 ROUND_TRIP_CASES = [  # (config, spec): 1-4 blocks, grayscale and RGB, odd sizes that pooling floors
     (CNNConfig(), InputSpec("mnist", 1, 28, (0.1307,), (0.3081,))),
     (CNNConfig(3, 29, (5, 6, 7), ("x", "y")), InputSpec("resize", 3, 29, (0.0, 0.0, 0.0), (1.0, 1.0, 1.0))),
@@ -100,7 +100,7 @@ def test_save_then_load_keeps_weights_config_input_spec_and_meta(tmp_path):
 def test_to_bytes_then_from_bytes_in_memory_gives_the_same_model_and_outputs():
     original = _loaded()
     loaded = modelfile.from_bytes(modelfile.to_bytes(original))
-    assert loaded.config == CONFIG and loaded.input_spec == SPEC and loaded.meta["accuracy"] == 0.875
+    assert loaded.config == CONFIG and loaded.input_spec == SPEC and loaded.meta["accuracy"] == {"test": 0.875}
     x = torch.rand(2, 3, 16, 16, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
         assert torch.equal(loaded.model(x), original.model(x))
@@ -128,7 +128,7 @@ def test_the_record_is_plain_json_in_the_safetensors_metadata(tmp_path):
         assert set(f.keys()) == set(_state())
     assert record["format"] == "imageai-model" and record["format_version"] == 1
     assert record["classes"] == list(CONFIG.classes) and record["architecture"] == CONFIG.to_dict()
-    assert record["input"] == SPEC.to_dict() and record["dataset"] == "shapes"
+    assert record["input"] == SPEC.to_dict() and record["dataset"] == {"name": "shapes"}
 
 
 def test_saving_a_loaded_model_again_gives_the_same_bytes():
@@ -138,9 +138,9 @@ def test_saving_a_loaded_model_again_gives_the_same_bytes():
 
 
 def test_stale_core_keys_in_meta_do_not_override_the_model():
-    stale = {"classes": ["x", "y"], "format_version": 99, "name": "other", "architecture": {}, "dataset": "d"}
+    stale = {"classes": ["x", "y"], "format_version": 99, "name": "other", "architecture": {}, "dataset": {"name": "d"}}
     loaded = modelfile.from_bytes(modelfile.to_bytes(_loaded(meta=stale)))
-    assert loaded.name == "tiny" and loaded.classes == CONFIG.classes and loaded.meta["dataset"] == "d"
+    assert loaded.name == "tiny" and loaded.classes == CONFIG.classes and loaded.meta["dataset"] == {"name": "d"}
 
 
 def test_the_loaded_model_is_in_eval_mode_float32_on_the_cpu():
@@ -288,6 +288,10 @@ BAD_RECORDS = {
     "five-blocks": lambda r: r["architecture"].update(filters=[1, 1, 1, 1, 1]),
     "zero-filters": lambda r: r["architecture"].update(filters=[4, 0]),
     "one-class": lambda r: (r["architecture"].update(classes=["a"]), r.update(classes=["a"])),
+    "std-below-float32": lambda r: r["input"].update(std=[0.2, 1e-300, 0.3]),  # 0 once in float32
+    "mean-beyond-float32": lambda r: r["input"].update(mean=[0.5, 1e308, 0.4]),  # inf once in float32
+    "dataset-not-an-object": lambda r: r.update(dataset="digits"),  # the Explore page reads dataset["name"]
+    "accuracy-not-an-object": lambda r: r.update(accuracy=[0.9]),  # the Train page reads accuracy["test"]
 }
 
 

@@ -9,6 +9,7 @@ import torch
 from PIL import Image
 
 from imageai import calibration
+from imageai.errors import ModelFileError
 from imageai.model import CNN, CNNConfig
 from imageai.modelfile import InputSpec, LoadedModel
 from imageai.pipeline import assess, explain_array, explain_bytes
@@ -44,6 +45,14 @@ def test_explain_bytes_traces_exactly_what_the_model_computes(shapes_model):
     np.testing.assert_allclose(explanation.trace.values["output"], expected, atol=1e-6)
     assert explanation.prediction == int(np.argmax(expected))
     assert explanation.probability == pytest.approx(float(expected.max()))
+
+
+def test_finite_weights_that_overflow_when_run_are_refused_as_a_bad_model(shapes_model):
+    with torch.no_grad():
+        shapes_model.model.conv1.weight.fill_(3e38)  # finite, so the file loads; inf and NaN once multiplied
+    with pytest.raises(ModelFileError) as raised:
+        explain_bytes(shapes_model, _png(np.full((32, 32, 3), 200, np.uint8)))
+    assert raised.value.key == "model_bad_values"
 
 
 def test_explain_array_takes_a_sample_in_the_models_own_format(digits_model):
