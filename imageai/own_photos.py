@@ -117,12 +117,14 @@ def collect_from_zip(data: bytes, *, size: int = SIZE) -> PhotoCollection:
 
 
 def check(collection: PhotoCollection) -> None:
-    """Raise DatasetError unless the photos can train a model: two classes or more, none of them empty."""
+    """Raise DatasetError unless the photos can train a model: two classes or more, each with two photos or more."""
     if collection.total == 0 and collection.skipped:
         raise DatasetError("own_nothing_readable")
     for name, photos in collection.images.items():
         if not photos:
             raise DatasetError("own_empty_class", name=name)
+        if len(photos) < 2:  # one to learn from and one to test with: with no test photos there is no accuracy
+            raise DatasetError("own_one_photo", name=name)
     if len(collection.images) < 2:
         raise DatasetError("own_need_two_classes")
 

@@ -67,12 +67,19 @@ def test_class_uploads_become_a_dataset_with_a_stratified_split():
 
 
 def test_every_class_with_two_photos_keeps_one_for_testing():
-    collection = collect_from_classes({"a": photos(RED, 2), "b": photos(BLUE, 3), "c": photos(GREEN, 1)})
+    collection = collect_from_classes({"a": photos(RED, 2), "b": photos(BLUE, 3)})
     ds = to_dataset(collection, test_share=0.2)
-    assert np.bincount(ds.test_labels, minlength=3).tolist() == [1, 1, 0]
-    assert np.bincount(ds.train_labels, minlength=3).tolist() == [1, 2, 1]
+    assert np.bincount(ds.test_labels, minlength=2).tolist() == [1, 1]
+    assert np.bincount(ds.train_labels, minlength=2).tolist() == [1, 2]
     none = to_dataset(collection, test_share=0)
     assert len(none.test_labels) == 0 and none.test_images.shape == (0, 64, 64, 3)
+
+
+def test_a_class_with_one_photo_is_named_in_the_error():  # it would leave nothing to test the model with
+    collection = collect_from_classes({"a": photos(RED, 2), "b": photos(BLUE, 3), "강아지": photos(GREEN, 1)})
+    with pytest.raises(DatasetError) as err:
+        to_dataset(collection)
+    assert err.value.key == "own_one_photo" and err.value.params == {"name": "강아지"}
 
 
 def test_split_is_deterministic_for_a_seed_and_differs_across_seeds():
