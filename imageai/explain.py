@@ -178,7 +178,8 @@ class DenseExplain:
     weights: np.ndarray  # (N,) this class's row of the dense weights
     contributions: np.ndarray  # (N,) w_i * x_i
     bias: float
-    score: float  # contributions.sum() + bias == the dense output for this class
+    total: float  # contributions.sum(), in float64: the score before the bias
+    score: float  # total + bias == the dense output for this class
     top_positive: tuple[Contribution, ...]  # largest first
     top_negative: tuple[Contribution, ...]  # most negative first
     grid: np.ndarray  # (H, W) contributions summed over channels, on the last pooled grid
@@ -190,13 +191,13 @@ def dense_explain(trace: Trace, class_index: int, top: int = 10) -> DenseExplain
     weight, bias = trace.weights["dense"]  # (classes, N), (classes,)
     _check_index("class_index", class_index, weight.shape[0])
     contributions = weight[class_index] * features
-    score = float(contributions.sum(dtype=np.float64)) + float(bias[class_index])
+    total = float(contributions.sum(dtype=np.float64))
     shape = trace.shape(trace.previous("flatten"))  # (C, H, W)
     positive = [i for i in np.argsort(-contributions, kind="stable")[:top] if contributions[i] > 0]
     negative = [i for i in np.argsort(contributions, kind="stable")[:top] if contributions[i] < 0]
     grid = contributions.reshape(shape).sum(axis=0, dtype=np.float64)  # (H, W)
     return DenseExplain(class_index, features, weight[class_index], contributions, float(bias[class_index]),
-                        score, _contributions(positive, contributions, shape),
+                        total, total + float(bias[class_index]), _contributions(positive, contributions, shape),
                         _contributions(negative, contributions, shape), grid,
                         upsample_to_input(grid, trace.config.input_size, POOL_SIZE ** trace.config.blocks))
 

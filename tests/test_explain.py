@@ -183,8 +183,10 @@ def test_dense_score_is_the_sum_of_contributions_plus_bias_like_f_linear(config_
     result = request.getfixturevalue(config_name)
     weight, bias = result.weights["dense"]
     expected = F.linear(_t(result.values["flatten"]), _t(weight), _t(bias))
+    without_bias = F.linear(_t(result.values["flatten"]), _t(weight))
     for k in range(len(bias)):
         dense = dense_explain(result, k)
+        assert dense.total == pytest.approx(float(without_bias[k]), **NEAR)  # the "sum of products" shown
         np.testing.assert_allclose(dense.contributions, weight[k] * result.values["flatten"], **TOL)
         assert dense.score == pytest.approx(float(dense.contributions.sum()) + dense.bias, **NEAR)
         assert dense.score == pytest.approx(float(expected[k]), **NEAR)

@@ -132,3 +132,9 @@ def test_the_worked_examples_use_the_bundled_digits_model_s_real_shapes():
     assert f"{c2} maps of {h2} × {w2} become {c2} × {h2} × {w2} = {length} numbers" in t("en", "stage.flatten.how")
     assert f"{h1} × {w1} 맵 {c1}개 대신 {h2} × {w2} 맵 {c2}개" in t("ko", "stage.repeat.result")
     assert f"{c2} × {h2} × {w2} = {length}개" in t("ko", "stage.flatten.how")
+
+
+def test_a_pooling_factor_that_is_not_whole_is_shown_as_it_is():
+    text = t("en", "stage.pool.live_size", before="32×7×7", after="32×3×3", factor=49 / 9, kept=9)
+    assert "5.44 times fewer" in text and "4 times fewer" in t("en", "stage.pool.live_size", before="a", after="b",
+                                                                 factor=4.0, kept=196)

@@ -140,7 +140,7 @@ def _dense(lang: str, stage: str, loaded: LoadedModel, ex: Explanation) -> None:
                           format_func=lambda i: classes[i])
     detail = explain.dense_explain(ex.trace, chosen)
     st.markdown(t(lang, "stage.dense.live", label=md_escape(classes[chosen]), count=detail.contributions.size,
-                  total=float(detail.contributions.sum()), bias=detail.bias, score=detail.score))
+                  total=detail.total, bias=detail.bias, score=detail.score))
     scores_fig, contributions_fig, map_fig = sf.dense_figures(lang, loaded, ex, detail)
     _chart(scores_fig, "fig_dense_scores")
     _chart(contributions_fig, "fig_dense_contributions")
