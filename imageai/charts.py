@@ -9,7 +9,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from imageai.figures import (ACCENT, CHANNEL_COLORS, KIND_COLORS, MARGIN, MARK, NEGATIVE, NEUTRAL, NO_AXIS, POSITIVE,
-                             label, make_figure, plain, with_title)
+                             label, make_figure, plain, shape_text, with_title)
 
 
 # ---------------------------------------------------------------------------------------------------- flatten
@@ -150,10 +150,9 @@ def pipeline_figure(stage_names: Sequence[str], shapes: Sequence[Sequence[int]] 
         boxes.append(dict(type="rect", xref="x", yref="y", x0=col - 0.42, x1=col + 0.42, y0=-row - 0.4,
                           y1=-row + 0.4, line=dict(color=color, width=3 if now else 1.5),
                           fillcolor=color if now else "rgba(0,0,0,0)", opacity=1 if now else 0.9))
-        shape_text = "×".join(str(d) for d in shape)
         texts.append(dict(x=col, y=-row + 0.1, text=f"<b>{text}</b>" if now else text, showarrow=False,
                           font=dict(size=11, color="#ffffff" if now else None), xref="x", yref="y"))
-        texts.append(dict(x=col, y=-row - 0.18, text=shape_text, showarrow=False, xref="x", yref="y",
+        texts.append(dict(x=col, y=-row - 0.18, text=shape_text(shape), showarrow=False, xref="x", yref="y",
                           font=dict(size=10, color="#ffffff" if now else "#777777")))
         if i + 1 < len(names) and (i + 1) % per_row:
             texts.append(dict(x=col + 0.58, y=-row, ax=col + 0.42, ay=-row, xref="x", yref="y", axref="x",

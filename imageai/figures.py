@@ -45,6 +45,11 @@ def plain(text: object) -> str:
     return html.escape(str(text), quote=False)
 
 
+def shape_text(shape: Sequence[int]) -> str:
+    """(16, 28, 28) -> '16×28×28', as every figure and page writes a tensor's shape."""
+    return "×".join(str(d) for d in shape)
+
+
 def label(labels: Mapping[str, str] | None, key: str) -> str:
     return (labels or {}).get(key, _DEFAULT_LABELS[key])
 

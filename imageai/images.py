@@ -15,6 +15,7 @@ WORK_SIDE = 512  # decoded images are shrunk to this long side: the display copy
 # the digit finder (FIND_SIDE) need no more, models take a few dozen pixels; each step down costs ~10 ms
 # Pillow's names for the formats we decode ("MPO" is a phone JPEG with extra pictures inside).
 ALLOWED_FORMATS = ("PNG", "JPEG", "MPO", "WEBP", "BMP", "GIF", "HEIF")
+EXTENSIONS = ("png", "jpg", "jpeg", "webp", "bmp", "gif", "heic", "heif")  # what the uploaders offer to pick
 _RESIZE_FIRST_MODES = ("RGB", "RGBA", "L", "LA")  # shrunk before conversion to save memory
 _ORIENTATION_TAG = 0x0112
 _TRANSPOSE = {  # EXIF orientation -> the transpose that shows the picture upright (as ImageOps.exif_transpose)

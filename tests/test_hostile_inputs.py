@@ -18,7 +18,7 @@ from streamlit.testing.v1 import AppTest
 from imageai import cli, images
 from imageai.registry import bundled_path, load_bundled
 from tests.hostile_corpus import EXPLAINS, Case, bombs, image_corpus, is_message, valid_png
-from ui.inputs import IMAGE_TYPES
+from imageai.images import EXTENSIONS
 
 pytestmark = pytest.mark.skipif(not bundled_path("digits").exists(), reason="bundled models not built")
 
@@ -67,10 +67,10 @@ def explore(lang: str = "en", model: str = "digits") -> AppTest:
 def upload_name(case: Case) -> str:
     """The case's name, renamed to .png where the uploader's type filter would not offer it ('scan.tiff.png').
 
-    The browser's file picker only offers ui.inputs.IMAGE_TYPES (and Streamlit re-checks the name on the
+    The browser's file picker only offers imageai.images.EXTENSIONS (and Streamlit re-checks the name on the
     server), so a TIFF or SVG reaches the app only renamed; the app then reads the format from the bytes.
     """
-    return case.name if case.name.rsplit(".", 1)[-1] in IMAGE_TYPES else f"{case.name}.png"
+    return case.name if case.name.rsplit(".", 1)[-1] in EXTENSIONS else f"{case.name}.png"
 
 
 def upload(at: AppTest, name: str, data: bytes) -> None:

@@ -3,15 +3,16 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import streamlit as st
 
 from imageai.i18n import t
+from imageai.images import EXTENSIONS
 from imageai.samples import sample_image
 
 SOURCES = ("upload", "camera", "draw", "sample")
-IMAGE_TYPES = ["png", "jpg", "jpeg", "webp", "bmp", "gif", "heic", "heif"]
 
 
 @dataclass(frozen=True)
@@ -24,7 +25,7 @@ class Picture:
     array: np.ndarray | None = None  # a sample already in the model's format (uint8 HxW or HxWx3)
     true_class: str | None = None
 
-    @property
+    @cached_property  # computed once per picture: the memo and the "is it new?" check both ask on every rerun
     def digest(self) -> str:
         raw = self.data if self.data is not None else self.array.tobytes()
         return hashlib.sha1(raw).hexdigest()
@@ -38,7 +39,7 @@ def picture_input(lang: str, sample_dataset: str, preprocess: str) -> None:
         format_func=lambda s: t(lang, f"explore.source_{s}"), wrap=True,  # a narrow column: wrap, never scroll
     )
     if source == "upload":
-        file = st.file_uploader(t(lang, "explore.upload"), type=IMAGE_TYPES, key="explore_upload")
+        file = st.file_uploader(t(lang, "explore.upload"), type=list(EXTENSIONS), key="explore_upload")
         if file is not None:
             _offer(Picture("upload", file.name, data=file.getvalue()))
     elif source == "camera":

@@ -4,6 +4,7 @@ from __future__ import annotations
 import streamlit as st
 
 from imageai import charts
+from imageai.figures import shape_text
 from imageai.i18n import t
 from imageai.model import stage_block, stage_kind, stage_names, stage_shapes
 from imageai.modelfile import LoadedModel
@@ -17,10 +18,6 @@ def stage_title(lang: str, stage: str, short: bool = False) -> str:
     block = stage_block(stage)
     group = "short" if short else "name"
     return t(lang, f"stage.{group}.{stage_kind(stage)}", n=block if block is not None else "")
-
-
-def shape_text(shape: tuple[int, ...]) -> str:
-    return "×".join(str(d) for d in shape)
 
 
 def pipeline_preview(lang: str, loaded: LoadedModel) -> None:

@@ -5,6 +5,7 @@ import numpy as np
 import streamlit as st
 
 from imageai import explain, figures
+from imageai.figures import shape_text
 from imageai import stage_figures as sf
 from imageai.i18n import t
 from imageai.model import POOL_SIZE
@@ -110,17 +111,13 @@ def _pool(lang: str, stage: str, loaded: LoadedModel, ex: Explanation) -> None:
     window = explain.pool_window(ex.trace, stage, c, y, x)
     size = explain.pool_summary(ex.trace, stage)
     st.markdown(t(lang, "stage.pool.live", value=window.value))
-    st.markdown(t(lang, "stage.pool.live_size", before=_shape(size.before), after=_shape(size.after),
+    st.markdown(t(lang, "stage.pool.live_size", before=shape_text(size.before), after=shape_text(size.after),
                   factor=size.factor, kept=size.after[1] * size.after[2]))
     before_fig, after_fig = sf.pool_figures(lang, stage, ex, window)
     _chart(before_fig, f"fig_{stage}_before")
     half, _ = st.columns(2)  # half as wide as the maps above, as the pooled maps are: cells keep their size
     with half:
         _chart(after_fig, f"fig_{stage}_after")
-
-
-def _shape(shape: tuple[int, ...]) -> str:
-    return "×".join(str(d) for d in shape)
 
 
 def _flatten(lang: str, stage: str, loaded: LoadedModel, ex: Explanation) -> None:

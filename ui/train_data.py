@@ -8,6 +8,7 @@ from imageai import datasets, own_photos, tv_datasets
 from imageai.datasets import Dataset
 from imageai.errors import DatasetError, ImageAiError
 from imageai.i18n import t
+from imageai.images import EXTENSIONS
 from imageai.own_photos import PhotoCollection
 from ui.user_text import show_error
 
@@ -17,7 +18,6 @@ CHOICES = (*BUILT_IN, OWN, *tv_datasets.SOURCES)
 GALLERY_PER_CLASS = 8
 GALLERY_MAX_CLASSES = 12
 GALLERY_PX = 56  # each example is drawn at least this wide, enlarged by whole pixels (no blur)
-PHOTO_TYPES = ["png", "jpg", "jpeg", "webp", "bmp", "gif", "heic", "heif"]
 
 
 def built_in(name: str) -> Dataset:
@@ -162,7 +162,7 @@ def class_uploaders(lang: str) -> dict[str, list]:
             name_col.text(cls["name"])  # plain text: a class name is the user's, never Markdown
             remove_col.button(t(lang, "trainpage.own.remove_class"), key=f"train_own_remove_{cls['id']}",
                               on_click=_remove_class, args=(cls["id"],))
-            uploaded = st.file_uploader(t(lang, "trainpage.own.photos"), type=PHOTO_TYPES,
+            uploaded = st.file_uploader(t(lang, "trainpage.own.photos"), type=list(EXTENSIONS),
                                         accept_multiple_files=True, key=f"train_own_files_{cls['id']}")
             files[cls["name"]] = list(uploaded or [])
     return files

@@ -206,7 +206,7 @@ def results(lang: str) -> None:
         "true": t(lang, "trainpage.result.true"), "predicted": t(lang, "trainpage.result.predicted")}),
         key="train_result_confusion")
     mistakes(lang, outcome.mistakes, outcome.classes)
-    kernels_before_after(lang, result.initial_kernels, result.loaded.model.first_kernels().numpy())
+    kernels_before_after(lang, result.initial_kernels, view.kernels)  # the job's copy at the end
 
 
 def mistakes(lang: str, records: list[dict], classes: tuple[str, ...]) -> None:
