@@ -25,6 +25,7 @@ DEFAULT_MAX_TRAININGS = 2
 KERNEL_SNAPSHOT_S = 0.5  # copy the first-layer kernels at most twice a second: the page draws them once a second
 OWNER_CHECK_S = 1.0  # ask at most once a second whether the session that started a training is still there
 MISTAKES_KEPT = 12  # most confident test mistakes kept for the gallery
+CURVE_POINTS = 500  # batch points kept per training, at least (at most twice): the curves draw 400 of them
 
 
 class JobState(str, enum.Enum):
@@ -61,7 +62,8 @@ class JobView:
     place: int | None  # 1-based place in the queue while queued
     capacity: int  # how many trainings the server runs at once
     progress: Any  # the latest imageai.train.Progress, or None before the first batch
-    batch_points: list[dict]  # per batch {"epoch": fractional epoch, "loss", "accuracy"} of the recent batches
+    batch_points: list[dict]  # {"epoch": fractional epoch, "loss", "accuracy"} of the recent batches, evenly
+                              # thinned in a long run to at most 2 x CURVE_POINTS
     epoch_points: list[dict]  # {"epoch", "loss", "accuracy", "val_loss", "val_accuracy"} per finished epoch
     kernels: np.ndarray | None  # (filters, in_channels, 3, 3) latest first-layer kernels
     error: ImageAiError | None
@@ -101,7 +103,8 @@ class TrainingJob:
         self.error: ImageAiError | None = None
         self.outcome: JobOutcome | None = None
         self._progress = None
-        self._batch_points: list[dict] = []
+        self._batch_points: list[dict] = []  # every `_stride`-th batch
+        self._stride = 1
         self._epoch_points: list[dict] = []
         self._kernels: np.ndarray | None = None
         self._kernels_at = 0.0
@@ -183,8 +186,11 @@ class TrainingJob:
         kernels = self._maybe_kernels(progress)
         with self._lock:
             self._progress = progress
-            if progress.kind == "batch":
+            if progress.kind == "batch" and progress.done % self._stride == 0:
                 self._batch_points.append(point)
+                if len(self._batch_points) > 2 * CURVE_POINTS:  # a long run: halve the points, and their pace
+                    del self._batch_points[1::2]
+                    self._stride *= 2
             if progress.kind == "epoch":
                 self._epoch_points.append({"epoch": float(progress.epoch), "loss": progress.train_loss,
                                            "accuracy": progress.train_acc, "val_loss": progress.val_loss,

@@ -229,3 +229,15 @@ def test_the_manager_sets_torch_threads_once_and_worker_threads_use_it():
         assert mgr.torch_threads == 1 and seen == [1]
     finally:
         torch.set_num_threads(before)
+
+
+def test_a_long_run_keeps_a_bounded_evenly_spread_curve(monkeypatch):
+    monkeypatch.setattr(jobs, "CURVE_POINTS", 20)
+    handle = JobHandle(TrainingManager(1))
+    job = handle.start(tiny_dataset(), tiny_config(epochs=3, batch_size=1), name="t", device="cpu")
+    assert job.join(WAIT_S) and job.state is JobState.DONE
+    points = [p["epoch"] for p in job.view().batch_points]  # 3 epochs of 48 one-picture batches: 144 in all
+    assert 20 < len(points) <= 40
+    gaps = np.diff(points)
+    assert (gaps > 0).all() and gaps.max() <= 2 * gaps.min()  # evenly thinned, in order
+    assert points[0] <= 2 / 48 and points[-1] >= 3 - 8 / 48  # from the start to near the end
