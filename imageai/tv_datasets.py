@@ -87,12 +87,7 @@ def load_torchvision(name: str, *, root: str | Path | None = None, download: boo
     root = Path(root) if root else data_dir()
     report = progress or (lambda stage, fraction: None)
     with _download_lock(root, name):  # held while reading too, so no one unpacks under our feet
-        if not _present(cls, root):
-            if not download:
-                raise DatasetError("tv_not_downloaded", name=source.title)
-            _download(cls, root, source.title, report)
-            if not _present(cls, root):  # for CIFAR-10 the md5 of every pickle, before anything unpickles it
-                raise DatasetError("tv_corrupt", name=source.title)
+        _ensure(cls, root, source.title, report, download)
         report("read", 0.0)
         train_images, train_labels, classes = _read(cls, root, True, source.title)
         test_images, test_labels, _ = _read(cls, root, False, source.title)
@@ -102,6 +97,26 @@ def load_torchvision(name: str, *, root: str | Path | None = None, download: boo
     return Dataset(name=name, classes=classes, train_images=train_images, train_labels=train_labels,
                    test_images=test_images, test_labels=test_labels, input_spec=source.spec,
                    source=source.source, mirror_ok=source.mirror_ok)
+
+
+def fetch(name: str, *, root: str | Path | None = None, progress: Progress | None = None) -> None:
+    """Download 'mnist', 'fashion_mnist' or 'cifar10' once and check it, without reading it (the Train page's
+    download button: its cached loader reads it afterwards, once). Errors as for `load_torchvision`."""
+    cls = _tv_class(name)
+    root = Path(root) if root else data_dir()
+    with _download_lock(root, name):
+        _ensure(cls, root, _source(name).title, progress or (lambda stage, fraction: None), download=True)
+
+
+def _ensure(cls: type, root: Path, title: str, report: Progress, download: bool) -> None:
+    """The files are there and pass their checks, downloaded now if allowed; call with the download lock held."""
+    if _present(cls, root):
+        return
+    if not download:
+        raise DatasetError("tv_not_downloaded", name=title)
+    _download(cls, root, title, report)
+    if not _present(cls, root):  # for CIFAR-10 the md5 of every pickle, before anything unpickles it
+        raise DatasetError("tv_corrupt", name=title)
 
 
 def _source(name: str) -> Source:

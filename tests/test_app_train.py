@@ -6,6 +6,8 @@ training here takes a second or two.
 from __future__ import annotations
 
 import io
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -14,9 +16,11 @@ from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from imageai import datasets, jobs, modelfile, train
+from imageai.errors import DatasetError
 from imageai.model import CNN, CNNConfig
 from imageai.modelfile import InputSpec, LoadedModel
 from tests.apptest import wait_until_trained
+from ui.user_text import md_escape
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 TRAIN_PAGE = "pages/views/train.py"
@@ -117,3 +121,20 @@ def test_own_photos_make_classes_by_name_and_count_their_photos(at):
     assert "고양이" in texts and HOSTILE_CLASS in texts
     assert not at.button(key="train_start").disabled
     np.testing.assert_equal(at.session_state["train_own_memo"][2].classes, ("고양이", HOSTILE_CLASS))
+
+
+def test_a_download_that_fails_offline_says_so_and_the_page_keeps_working(at, tmp_path, monkeypatch):
+    monkeypatch.setenv("IMAGEAI_DATA_DIR", str(tmp_path))  # nothing downloaded there yet
+
+    def unreachable(request, timeout=None):
+        raise urllib.error.URLError("offline")
+
+    monkeypatch.setattr(urllib.request, "urlopen", unreachable)
+    at.selectbox(key="train_dataset").set_value("fashion_mnist").run()
+    at.button(key="train_download_fashion_mnist").click().run()
+    assert not at.exception
+    expected = DatasetError("tv_offline", name="Fashion-MNIST").message("en")
+    assert [e.value for e in at.error] == [md_escape(expected)]  # shown escaped, as every error that may quote a name
+    assert not any(tmp_path.rglob("*.gz"))  # nothing half-downloaded left behind
+    at.selectbox(key="train_dataset").set_value("digits").run()
+    assert not at.exception and not at.error

@@ -19,7 +19,7 @@ from torchvision.datasets import CIFAR10, MNIST, FashionMNIST
 
 from imageai import tv_datasets
 from imageai.errors import DatasetError
-from imageai.tv_datasets import data_dir, load_torchvision
+from imageai.tv_datasets import data_dir, fetch, load_torchvision
 
 N_TRAIN, N_TEST = 30, 12
 
@@ -208,6 +208,20 @@ def test_download_tries_the_next_mirror_reports_progress_and_is_kept(tmp_path, m
     events.clear()
     load_torchvision("mnist", root=tmp_path, progress=lambda stage, f: events.append((stage, f)))
     assert len(requests) == 8 and [s for s, _ in events] == ["read", "read"]  # no second download
+
+
+def test_fetch_downloads_and_checks_without_reading_then_the_loader_reads_offline(tmp_path, monkeypatch):
+    arrays = fake_mnist()
+    archives = mnist_archives(monkeypatch, arrays, ["http://up.invalid/"])
+    requests: list[str] = []
+    serve(monkeypatch, {f"http://up.invalid/{name}": data for name, data in archives.items()}, requests)
+    read = tv_datasets._read
+    monkeypatch.setattr(tv_datasets, "_read", lambda *a: pytest.fail("fetch read the dataset"))
+    fetch("mnist", root=tmp_path)
+    assert len(requests) == 4
+    monkeypatch.setattr(tv_datasets, "_read", read)
+    ds = load_torchvision("mnist", root=tmp_path, download=False)
+    np.testing.assert_array_equal(ds.test_labels, arrays["t10k-labels-idx1-ubyte"])
 
 
 def test_a_mirror_serving_the_wrong_file_is_not_trusted(tmp_path, monkeypatch):

@@ -67,9 +67,9 @@ def torchvision_dataset(lang: str, name: str) -> Dataset | None:
         return None
     bar = st.progress(0.0)
     try:
-        tv_datasets.load_torchvision(name, progress=lambda stage, fraction: bar.progress(
+        tv_datasets.fetch(name, progress=lambda stage, fraction: bar.progress(
             min(max(fraction, 0.0), 1.0), text=t(lang, f"tvdata.stage.{stage}")))
-        dataset = downloaded(name)
+        dataset = downloaded(name)  # read once, into the cache every session shares
     except ImageAiError as err:
         show_error(lang, err)
         return None
