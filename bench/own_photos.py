@@ -77,7 +77,7 @@ def rows(per_class: int = 20, epochs: int | None = None) -> list[Row]:
                 f"{n} JPEGs of {PHOTO_SIZE[0]}x{PHOTO_SIZE[1]} ({megabytes:.1f} MB) read and scaled to "
                 f"{own_photos.SIZE}x{own_photos.SIZE} in {read:.1f} s, then {config.epochs} epochs with the Train "
                 f"page's defaults in {total - read:.1f} s; test accuracy {result.test_accuracy:.0%} on the "
-                f"{len(result.test_predictions)} held-out photos")]
+                f"{len(result.test_probs)} held-out photos")]
 
 
 def main(argv: list[str] | None = None) -> None:

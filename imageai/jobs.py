@@ -169,9 +169,7 @@ class TrainingJob:
         train_fn = self._train_fn or train.train
         result = train_fn(dataset, self.config, callback=self._on_progress, stop=self._stop, device=self._device)
         model = result.loaded.model
-        _, _, probs = train.evaluate(model, train.to_tensor(dataset.test_images, dataset.input_spec),
-                                     dataset.test_labels)  # (N, classes)
-        mistakes = train_figures.confident_mistakes(probs, dataset.test_labels, dataset.test_images,
+        mistakes = train_figures.confident_mistakes(result.test_probs, dataset.test_labels, dataset.test_images,
                                                     MISTAKES_KEPT)
         with self._lock:
             self.outcome = JobOutcome(result, tuple(dataset.classes), mistakes)

@@ -111,7 +111,7 @@ class TrainResult:
     confusion: np.ndarray  # (classes, classes) counts; rows are true classes, columns predictions
     initial_kernels: np.ndarray  # first-layer kernels before training, (filters, in_channels, 3, 3)
     stopped: bool  # True when the stop event ended training early
-    test_predictions: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    test_probs: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float32))  # (N, classes) softmax
 
 
 def to_tensor(images: np.ndarray, spec: InputSpec) -> torch.Tensor:
@@ -208,7 +208,7 @@ def train(dataset: Dataset, config: TrainConfig, *, callback: Callable[[Progress
 
     model.to("cpu").eval()
     x_test = to_tensor(dataset.test_images, spec)
-    test_acc, predictions, _ = evaluate(model, x_test, dataset.test_labels)
+    test_acc, predictions, test_probs = evaluate(model, x_test, dataset.test_labels)
     loop.report("done", test_acc=test_acc)
     loaded = LoadedModel(name=dataset.name, model=model, input_spec=spec, meta={
         "dataset": dataset.info(),
@@ -218,7 +218,7 @@ def train(dataset: Dataset, config: TrainConfig, *, callback: Callable[[Progress
     }, calibration=calibration.fit(model, x_train, y_train, x_test))
     return TrainResult(loaded, history, test_acc,
                        confusion_matrix(dataset.test_labels, predictions, len(dataset.classes)),
-                       initial_kernels, loop.stopped, predictions)
+                       initial_kernels, loop.stopped, test_probs)
 
 
 class Recent:

@@ -203,6 +203,13 @@ def test_confusion_matrix_agrees_with_test_accuracy(digits):
     assert np.array_equal(result.confusion.sum(1), np.bincount(digits.test_labels, minlength=10))
 
 
+def test_test_probabilities_are_the_trained_models_softmax_on_the_test_pictures(digits):
+    result = run(digits)  # the Train page's confident-mistakes gallery is built from these
+    with torch.no_grad():
+        expected = torch.softmax(result.loaded.model.scores(to_tensor(digits.test_images, digits.input_spec)), 1)
+    np.testing.assert_allclose(result.test_probs, expected.numpy(), atol=1e-5)
+
+
 def test_model_record_survives_a_save_and_load(digits, tmp_path):
     result = run(digits)
     path = tmp_path / "m.safetensors"
