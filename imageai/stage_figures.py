@@ -24,6 +24,11 @@ def tiles(lang: str, n: int, kind: str = "filter") -> list[str]:
     return [t(lang, f"fig.tile.{kind}", n=i + 1) for i in range(n)]
 
 
+def channel_names(lang: str, n: int) -> list[str]:
+    """The input channels a first layer reads: R, G, B for a colour picture, else c1, c2, ..."""
+    return [t(lang, f"fig.tile.{c}") for c in ("red", "green", "blue")] if n == 3 else tiles(lang, n, "channel")
+
+
 def strongest_cell(maps: np.ndarray) -> tuple[int, int]:
     """(y, x) of the first map's largest value: where a conv or pool stage first points, not a padded corner."""
     y, x = np.unravel_index(int(np.argmax(maps[0])), maps[0].shape)  # maps: (C, H, W)
@@ -75,9 +80,9 @@ def input_figures(lang: str, ex: Explanation) -> list[go.Figure]:
     pixels = ex.prepared.pixels  # (C, S, S) in [0, 1]
     shown = [figures.image_figure(pixels, title=t(lang, "fig.title.input"), labels=labels(lang))]
     if pixels.shape[0] == 3:
-        names = [t(lang, f"fig.tile.{n}") for n in ("red", "green", "blue")]
-        shown.append(figures.tiled_heatmap(pixels, titles=names, diverging=False, colorscale=figures.GRAY,
-                                           zmax=1.0, title=t(lang, "fig.title.channels"), labels=labels(lang)))
+        shown.append(figures.tiled_heatmap(pixels, titles=channel_names(lang, 3), diverging=False,
+                                           colorscale=figures.GRAY, zmax=1.0, title=t(lang, "fig.title.channels"),
+                                           labels=labels(lang)))
     return shown
 
 
@@ -104,7 +109,9 @@ def conv_figures(lang: str, stage: str, ex: Explanation, step: ConvStep) -> list
     summed = not figures.kernels_per_channel(weight.shape)
     title = (t(lang, "fig.title.kernels_summed", filters=n, channels=weight.shape[1]) if summed
              else t(lang, "fig.title.kernels", filters=n))
-    kernels_fig = figures.kernels_figure(weight, titles=tiles(lang, n), title=title, labels=labels(lang))
+    names = channel_names(lang, weight.shape[1]) if stage == "conv1" else tiles(lang, weight.shape[1], "channel")
+    kernels_fig = figures.kernels_figure(weight, titles=tiles(lang, n), channel_titles=names, title=title,
+                                         labels=labels(lang))
     return [step_fig, maps_fig, kernels_fig]
 
 
@@ -130,7 +137,8 @@ def pool_figures(lang: str, stage: str, ex: Explanation, window: PoolWindow) -> 
 def flatten_figures(lang: str, ex: Explanation, index: int) -> list[go.Figure]:
     """[the flattened vector with element `index` marked]."""
     shape = explain.flatten_summary(ex.trace).shape
-    return [charts.flatten_figure(ex.trace.values["flatten"], shape, chosen=index, labels=labels(lang))]
+    return [charts.flatten_figure(ex.trace.values["flatten"], shape, chosen=index, title=t(lang, "fig.title.flatten"),
+                                  labels=labels(lang))]
 
 
 def dense_figures(lang: str, loaded: LoadedModel, ex: Explanation, detail: DenseExplain) -> list[go.Figure]:
@@ -156,5 +164,7 @@ def output_figures(lang: str, loaded: LoadedModel, ex: Explanation, soft: Softma
     classes = list(loaded.classes)
     probs = charts.probabilities_figure(soft.probabilities, classes, predicted=ex.prediction,
                                          title=t(lang, "fig.title.probabilities"), labels=labels(lang))
-    table = charts.softmax_table_figure(classes, soft.scores, soft.exps, soft.probabilities, labels=labels(lang))
+    table = charts.softmax_table_figure(classes, soft.scores, soft.exps, soft.probabilities,
+                                        predicted=ex.prediction, title=t(lang, "fig.title.softmax"),
+                                        labels=labels(lang))
     return [probs, table]

@@ -45,6 +45,17 @@ def test_every_stage_gets_the_pages_figures_in_both_languages(channels):
             assert len(figs) == expected and all(isinstance(f, go.Figure) for f in figs), stage
 
 
+def test_colour_kernels_name_their_channel_and_the_softmax_table_marks_the_prediction():
+    loaded = _loaded(3, (4, 8))
+    ex = _explanation(loaded)
+    kernels = stage_figures("en", "conv1", loaded, ex)[2]
+    titles = [a.text for a in kernels.layout.annotations]
+    assert titles[:4] == ["f1·R", "f2·R", "f3·R", "f4·R"] and titles[-1] == "f4·B"  # a row per input channel
+    table = stage_figures("en", "output", loaded, ex)[1].data[0]
+    fills = table.cells.fill.color[0]
+    assert [i for i, colour in enumerate(fills[:-1]) if colour != "rgba(0,0,0,0)"] == [ex.prediction]
+
+
 def test_first_view_picks_filter_1_at_its_strongest_cell_and_the_predicted_class():
     loaded = _loaded(1, (4, 8))
     ex = _explanation(loaded)
