@@ -1,6 +1,6 @@
 """`python -m bench`: every benchmark in one run on this machine, printed as one table.
 
-Usage: python -m bench [--quick] [--only explain,payload,browser,throughput,accuracy,memory]
+Usage: python -m bench [--quick] [--only explain,payload,browser,throughput,accuracy,photos,memory]
 """
 from __future__ import annotations
 

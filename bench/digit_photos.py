@@ -14,19 +14,19 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
+from imageai.datasets import DIGITS_FILE
 from imageai.errors import ImageAiError
 from imageai.images import read_image
 from imageai.preprocess import MNIST_SPEC, prepare, prepare_array
 
-DIGITS_NPZ = Path(__file__).resolve().parent.parent / "imageai" / "data" / "digits.npz"
 PENS = ((20, 22, 28), (18, 30, 95), (35, 35, 40), (60, 25, 30), (70, 70, 78))  # black, blue, graphite, ...
 SIDEWAYS = {6: Image.Transpose.ROTATE_90, 8: Image.Transpose.ROTATE_270}  # stored pixels, per EXIF tag
 
 
 def load_digits() -> tuple[np.ndarray, np.ndarray]:
     """(N, 28, 28) uint8 test digits (bright ink on black) and labels; rendered with a font if the file is missing."""
-    if DIGITS_NPZ.exists():
-        with np.load(DIGITS_NPZ) as data:
+    if DIGITS_FILE.exists():
+        with np.load(DIGITS_FILE) as data:
             return data["test_images"], data["test_labels"]
     return font_digits()
 

@@ -34,7 +34,7 @@ LANG = "en"
 # Architectures of the bundled models, for a stand-in with random weights while they are not built yet.
 STAND_INS = {
     "digits": (CNNConfig(), InputSpec("mnist", 1, 28, (0.1307,), (0.3081,))),
-    "shapes": (CNNConfig(3, 32, (16, 32), shapes.CLASSES),
+    "shapes": (CNNConfig(3, 32, (16, 32, 64), shapes.CLASSES),  # as `make models` trains it: 3 blocks
                InputSpec("resize", 3, 32, (0.5, 0.5, 0.5), (0.25, 0.25, 0.25))),
 }
 

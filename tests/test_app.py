@@ -9,6 +9,7 @@ import pytest
 from PIL import Image, ImageDraw
 from streamlit.testing.v1 import AppTest
 
+from imageai.i18n import t
 from imageai.registry import bundled_path, load_bundled
 from imageai.samples import sample_image
 from ui.explain import BANNER_PX, fit_box
@@ -107,7 +108,7 @@ def test_language_switch_keeps_the_picture_and_the_stage():
     _no_exception(at)
     assert at.session_state["explore_stage"] == "relu1"
     assert at.metric[0].value == "7"
-    assert "값이" in _texts(at) or "0이" in _texts(at)
+    assert t("ko", "stage.relu.role") in _texts(at)  # the ReLU stage itself, now in Korean
 
 
 @pytest.mark.parametrize("model", ["digits", "shapes"])

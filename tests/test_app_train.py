@@ -17,6 +17,7 @@ from streamlit.testing.v1 import AppTest
 
 from imageai import datasets, jobs, modelfile, train
 from imageai.errors import DatasetError
+from imageai.i18n import t
 from imageai.model import CNN, CNNConfig
 from imageai.modelfile import InputSpec, LoadedModel
 from tests.apptest import wait_until_trained
@@ -116,7 +117,7 @@ def test_own_photos_make_classes_by_name_and_count_their_photos(at):
     assert not at.exception and not at.error
     counts = at.dataframe[0].value
     assert list(counts.iloc[:, 0]) == ["고양이", HOSTILE_CLASS] and list(counts.iloc[:, 1]) == [3, 3]
-    assert "1" in at.warning[0].value  # one file left out
+    assert at.warning[0].value == t("en", "own.skipped", count=1)  # one file left out
     texts = [t.value for t in at.text]
     assert "고양이" in texts and HOSTILE_CLASS in texts
     assert not at.button(key="train_start").disabled

@@ -56,14 +56,15 @@ def test_bad_settings_exit_2_with_one_line(tmp_path, capsys, bad):
     out = tmp_path / "m.safetensors"
     assert main(["train", "--dataset", "digits", "--out", str(out), *bad]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "setting" in err
+    assert err.count("\n") == 1 and err.startswith("The training setting '")  # the catalog's words, naming it
     assert not out.exists()
 
 
 def test_missing_output_folder_exits_2_before_training(tmp_path, capsys):
     out = tmp_path / "nope" / "m.safetensors"
     assert main(["train", "--dataset", "digits", "--out", str(out)]) == 2
-    assert "folder" in capsys.readouterr().err
+    expected = TrainingError("train_output_no_folder", path=str(out)).message("en")
+    assert capsys.readouterr().err.strip() == expected
 
 
 def test_an_output_path_that_is_a_folder_exits_2_before_training(tmp_path, capsys, monkeypatch):
