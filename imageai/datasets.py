@@ -79,9 +79,10 @@ def load_shapes(seed: int = 0, n_train: int = SHAPES_TRAIN, n_test: int = SHAPES
 
 def channel_stats(images: np.ndarray) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """Per-channel mean and std of uint8 images after scaling to [0, 1], rounded to 4 places."""
-    pixels = images.reshape(-1, images.shape[-1] if images.ndim == 4 else 1) / 255.0  # (N*H*W, C)
-    mean = tuple(round(float(m), 4) for m in pixels.mean(axis=0))
-    std = tuple(round(max(float(s), 1e-3), 4) for s in pixels.std(axis=0))
+    pixels = images.reshape(-1, images.shape[-1] if images.ndim == 4 else 1)  # (N*H*W, C) uint8, no copy
+    columns = [pixels[:, c] for c in range(pixels.shape[1])]  # one channel at a time: no float64 copy of it all
+    mean = tuple(round(float(column.mean(dtype=np.float64)) / 255, 4) for column in columns)
+    std = tuple(round(max(float(column.std(dtype=np.float64)) / 255, 1e-3), 4) for column in columns)
     return mean, std
 
 

@@ -305,10 +305,9 @@ class _Loop:
     def _end_epoch(self, x_val: torch.Tensor, y_val: torch.Tensor) -> dict:
         val_loss = val_acc = None
         if len(y_val):
-            _, _, probs = evaluate(self.model, x_val, y_val)
+            val_acc, _, probs = evaluate(self.model, x_val, y_val)
             picked = torch.from_numpy(probs)[torch.arange(len(y_val)), y_val.cpu()]
-            val_loss = float(-picked.clamp_min(1e-12).log().mean())
-            val_acc = float((probs.argmax(1) == y_val.cpu().numpy()).mean())
+            val_loss = float(-picked.clamp_min(1e-12).log().mean())  # cross-entropy; 1e-12 only guards log(0)
         record = {"epoch": self.epoch, "train_loss": self.loss_sum / self.epoch_seen,
                   "train_acc": self.correct / self.epoch_seen, "val_loss": val_loss, "val_acc": val_acc}
         self.report("epoch", val_loss=val_loss, val_acc=val_acc)

@@ -6,12 +6,14 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from imageai import modelfile, own_photos, registry
 from imageai.datasets import load_digits, load_shapes
 from imageai.errors import TrainingError
 from imageai.modelfile import InputSpec
-from imageai.train import (RECENT_KEEP, Progress, Recent, TrainConfig, default_config, evaluate, init_weights, shift,
+from imageai.model import CNN, CNNConfig
+from imageai.train import (RECENT_KEEP, _Loop, Progress, Recent, TrainConfig, default_config, evaluate, init_weights, shift,
                            to_tensor, train)
 
 TINY = TrainConfig(epochs=2, batch_size=32, filters=4, augment=False, val_share=0.25, seed=0)
@@ -59,6 +61,19 @@ def test_live_numbers_average_the_recent_batches_across_epoch_boundaries(digits)
         assert p.recent_loss == pytest.approx(np.dot(weights, own_loss[:n]) / weights.sum())
         assert p.recent_acc == pytest.approx(np.dot(weights, own_acc[:n]) / weights.sum())
     assert batches[6].recent_loss != pytest.approx(batches[6].train_loss)  # epoch 2 starts where epoch 1 ended
+
+
+def test_validation_numbers_are_torch_s_cross_entropy_and_accuracy_of_the_model_at_that_moment(digits):
+    torch.manual_seed(0)
+    model = CNN(CNNConfig(1, 28, (4,), digits.classes)).eval()
+    x, y = to_tensor(digits.test_images[:100], digits.input_spec), torch.from_numpy(digits.test_labels[:100])
+    loop = _Loop(model, TINY, False, torch.Generator().manual_seed(0), None, None)
+    loop.epoch, loop.epoch_seen = 1, 1
+    record = loop._end_epoch(x, y)
+    with torch.no_grad():
+        scores = model.scores(x)
+    assert record["val_loss"] == pytest.approx(float(F.cross_entropy(scores, y)), rel=1e-5)
+    assert record["val_acc"] == pytest.approx(float((scores.argmax(1) == y).float().mean()))
 
 
 def test_recent_has_no_numbers_before_the_first_batch():
