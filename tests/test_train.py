@@ -13,8 +13,8 @@ from imageai.datasets import load_digits, load_shapes
 from imageai.errors import TrainingError
 from imageai.modelfile import InputSpec
 from imageai.model import CNN, CNNConfig
-from imageai.train import (RECENT_KEEP, _Loop, Progress, Recent, TrainConfig, default_config, evaluate, init_weights, shift,
-                           to_tensor, train)
+from imageai.train import (RECENT_KEEP, Progress, Recent, TrainConfig, _Loop, default_config, evaluate, init_weights,
+                           shift, to_tensor, train)
 
 TINY = TrainConfig(epochs=2, batch_size=32, filters=4, augment=False, val_share=0.25, seed=0)
 
