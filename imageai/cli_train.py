@@ -15,6 +15,7 @@ from imageai import modelfile
 from imageai.datasets import DATASETS, get_dataset
 from imageai.errors import ImageAiError, TrainingError
 from imageai.i18n import t
+from imageai.model import device_available
 from imageai.train import OPTIMIZERS, Progress, TrainConfig, default_config, train
 
 LANG = "en"  # the command line speaks English; the app follows the user's language
@@ -88,9 +89,7 @@ def _device(name: str) -> torch.device | None:
     """None for 'auto' (train picks); a named device that this machine lacks is a TrainingError."""
     if name == "auto":
         return None
-    mps = getattr(torch.backends, "mps", None)
-    present = {"cpu": True, "cuda": torch.cuda.is_available(), "mps": mps is not None and mps.is_available()}
-    if not present[name]:
+    if not device_available(name):
         raise TrainingError("training_device_unavailable", device=name)
     return torch.device(name)
 

@@ -123,11 +123,16 @@ class CNN(nn.Module):
         return self.conv1.weight.detach()
 
 
+def device_available(name: str) -> bool:
+    """Whether this machine has the device 'cpu', 'cuda' or 'mps' (Apple)."""
+    if name == "cuda":
+        return torch.cuda.is_available()
+    if name == "mps":
+        mps = getattr(torch.backends, "mps", None)
+        return mps is not None and mps.is_available()
+    return name == "cpu"
+
+
 def pick_device() -> torch.device:
     """CUDA or Apple MPS when present, else the CPU; used for training only (explanations stay on the CPU)."""
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    mps = getattr(torch.backends, "mps", None)
-    if mps is not None and mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
+    return torch.device(next(name for name in ("cuda", "mps", "cpu") if device_available(name)))

@@ -10,7 +10,6 @@ from imageai.explain import relu_summary, stage_stats
 from imageai.trace import Trace
 
 FORMAT_VERSION = 1
-WEIGHTED_KINDS = ("conv", "dense")  # stages that carry `weight` and `bias` when values are included
 
 
 def build_report(trace: Trace, model_name: str, classes: Sequence[str], *, values: bool) -> dict:
@@ -41,7 +40,7 @@ def _stage(trace: Trace, name: str, values: bool) -> dict:
         stage["zeroed_fraction"] = _float(relu_summary(trace, name).zeroed_fraction)
     if values:
         stage["values"] = _floats(array)
-        if kind in WEIGHTED_KINDS:
+        if name in trace.weights:  # conv and dense stages
             weight, bias = trace.weights[name]
             stage["weight"] = _floats(weight)
             stage["bias"] = _floats(bias)

@@ -3,8 +3,8 @@ import pytest
 import torch
 from torch import nn
 
-from imageai.model import (CNN, STAGE_KINDS, CNNConfig, stage_block, stage_kind, stage_names,
-                           stage_shapes)
+from imageai.model import (CNN, STAGE_KINDS, CNNConfig, device_available, pick_device, stage_block, stage_kind,
+                           stage_names, stage_shapes)
 from imageai.trace import capture
 
 CONFIGS = [
@@ -106,3 +106,12 @@ def test_config_round_trips_through_a_dict():
 def test_invalid_configs_are_rejected(kwargs):
     with pytest.raises(ValueError):
         CNNConfig(**kwargs)
+
+
+@pytest.mark.parametrize("cuda, mps, expected", [(True, True, "cuda"), (False, True, "mps"), (False, False, "cpu")])
+def test_training_picks_cuda_then_apple_mps_then_the_cpu(monkeypatch, cuda, mps, expected):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: mps)
+    assert pick_device() == torch.device(expected)
+    assert [name for name in ("cpu", "cuda", "mps") if device_available(name)] == \
+        ["cpu"] + ["cuda"] * cuda + ["mps"] * mps
