@@ -49,6 +49,11 @@ def normalise(pixels: torch.Tensor, spec: InputSpec) -> torch.Tensor:
 
 def batch_from_uint8(images: np.ndarray, spec: InputSpec) -> torch.Tensor:
     """(N, S, S) or (N, S, S, C) uint8 images already in the model's format -> (N, C, S, S) normalised."""
+    return normalise(scaled_from_uint8(images, spec), spec)
+
+
+def scaled_from_uint8(images: np.ndarray, spec: InputSpec) -> torch.Tensor:
+    """(N, S, S) or (N, S, S, C) uint8 images already in the model's format -> (N, C, S, S) float in [0, 1]."""
     images = np.asarray(images)
     if images.dtype != np.uint8 or images.ndim not in (3, 4):
         raise ValueError(f"need uint8 (N, H, W[, C]) images, not {images.dtype} {images.shape}")
@@ -56,7 +61,7 @@ def batch_from_uint8(images: np.ndarray, spec: InputSpec) -> torch.Tensor:
     x = x.unsqueeze(1) if x.ndim == 3 else x.permute(0, 3, 1, 2)  # (N, C, H, W)
     if tuple(x.shape[1:]) != (spec.channels, spec.size, spec.size):
         raise ValueError(f"images are {tuple(x.shape[1:])}, the model takes {(spec.channels, spec.size, spec.size)}")
-    return normalise(x.float() / 255, spec)
+    return x.float() / 255
 
 
 def prepare(img: Image.Image, spec: InputSpec) -> Prepared:
@@ -78,10 +83,8 @@ def prepare_array(pixels: np.ndarray, spec: InputSpec) -> Prepared:
     channels = 1 if pixels.ndim == 2 else pixels.shape[2]
     if pixels.shape[:2] != (spec.size, spec.size) or channels != spec.channels:
         return prepare(image_from_array(pixels), spec)
-    tensor = batch_from_uint8(pixels[None], spec)  # (1, C, S, S)
-    x = torch.from_numpy(np.require(pixels, requirements=["C", "W"])).float() / 255
-    x = x.unsqueeze(0) if x.ndim == 2 else x.permute(2, 0, 1)  # (C, S, S)
-    return Prepared(tensor, x.numpy(), image_from_array(pixels))
+    x = scaled_from_uint8(pixels[None], spec)  # (1, C, S, S) in [0, 1]
+    return Prepared(normalise(x, spec), x[0].numpy(), image_from_array(pixels))
 
 
 def resize_pixels(img: Image.Image, channels: int, size: int) -> np.ndarray:
