@@ -9,7 +9,7 @@ from imageai.datasets import Dataset
 from imageai.errors import DatasetError, ImageAiError
 from imageai.i18n import t
 from imageai.images import EXTENSIONS
-from imageai.own_photos import PhotoCollection
+from imageai.own_photos import SkippedFile
 from ui.user_text import show_error
 
 BUILT_IN = ("digits", "shapes")
@@ -92,24 +92,27 @@ def own_photos_dataset(lang: str) -> Dataset | None:
         with st.spinner(t(lang, "trainpage.own.reading")):
             memo = (signature, *_build(build))
         st.session_state.train_own_memo = memo
-    _, collection, result = memo
-    if collection is not None:
-        photo_summary(lang, collection)
+    _, summary, result = memo
+    if summary is not None:
+        photo_summary(lang, *summary)
     if isinstance(result, ImageAiError):
         show_error(lang, result)
         return None
     return result
 
 
-def _build(build) -> tuple[PhotoCollection | None, Dataset | ImageAiError]:
+def _build(build) -> tuple[tuple[dict[str, int], list] | None, Dataset | ImageAiError]:
+    """(photos per class and the files left out, the Dataset or the error): the per-class photo lists are let go
+    once the Dataset holds the same pixels, so a session keeps one copy of its photos."""
     try:
         collection = build()
     except ImageAiError as err:
         return None, err
+    summary = (collection.counts, collection.skipped)
     try:
-        return collection, own_photos.to_dataset(collection)
+        return summary, own_photos.to_dataset(collection)
     except ImageAiError as err:
-        return collection, err
+        return summary, err
 
 
 def _own_uploads(lang: str, mode: str):
@@ -168,17 +171,15 @@ def class_uploaders(lang: str) -> dict[str, list]:
     return files
 
 
-def photo_summary(lang: str, collection: PhotoCollection) -> None:
+def photo_summary(lang: str, counts: dict[str, int], skipped: list[SkippedFile]) -> None:
     """Photos per class, and the files left out with the reason for each (all shown as plain text)."""
-    counts = collection.counts
     st.dataframe({t(lang, "trainpage.own.class"): list(counts), t(lang, "trainpage.own.count"): list(counts.values())},
                  hide_index=True, key="train_own_counts")
-    if collection.skipped_count:
-        st.warning(t(lang, "own.skipped", count=collection.skipped_count))
+    if skipped:
+        st.warning(t(lang, "own.skipped", count=len(skipped)))
         with st.expander(t(lang, "trainpage.own.skipped_list")):
-            st.dataframe({t(lang, "trainpage.own.file"): [s.name for s in collection.skipped],
-                          t(lang, "trainpage.own.reason"): [t(lang, f"own.skip.{s.reason}")
-                                                            for s in collection.skipped]},
+            st.dataframe({t(lang, "trainpage.own.file"): [s.name for s in skipped],
+                          t(lang, "trainpage.own.reason"): [t(lang, f"own.skip.{s.reason}") for s in skipped]},
                          hide_index=True, key="train_own_skipped")
 
 
