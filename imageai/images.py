@@ -131,12 +131,22 @@ def _orientation(img: Image.Image) -> int:
 
 def shrink(img: Image.Image, max_side: int) -> Image.Image:
     """The image scaled down (never up) so its long side is at most `max_side`, antialiased."""
-    width, height = img.size
-    scale = max_side / max(width, height)
-    if scale >= 1:
+    if max(img.size) <= max_side:
         return img
-    size = (max(1, round(width * scale)), max(1, round(height * scale)))
-    return img.resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0)
+    return img.resize(long_side_size(img.size, max_side), Image.Resampling.LANCZOS, reducing_gap=3.0)
+
+
+def fit_long_side(img: Image.Image, side: int, enlarge: Image.Resampling) -> Image.Image:
+    """Scaled so its long side is exactly `side`: shrunk as `shrink` does, enlarged with `enlarge`."""
+    if max(img.size) >= side:
+        return shrink(img, side)
+    return img.resize(long_side_size(img.size, side), enlarge)
+
+
+def long_side_size(size: tuple[int, int], side: float) -> tuple[int, int]:
+    """(width, height) scaled so the longer is `side`; never 0, so a 5000 x 1 strip stays a strip."""
+    scale = side / max(size)
+    return max(1, round(size[0] * scale)), max(1, round(size[1] * scale))
 
 
 def to_rgb(img: Image.Image) -> Image.Image:

@@ -11,7 +11,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 from PIL import Image, ImageOps
 
 from imageai.errors import ImageReadError
-from imageai.images import image_from_array, shrink, thumbnail_for_display
+from imageai.images import fit_long_side, image_from_array, long_side_size, thumbnail_for_display
 from imageai.modelfile import InputSpec
 
 MNIST_SPEC = InputSpec("mnist", 1, 28, (0.1307,), (0.3081,))  # MNIST's own mean and std of ink in [0, 1]
@@ -98,7 +98,8 @@ def resize_pixels(img: Image.Image, channels: int, size: int) -> np.ndarray:
 def mnist_pixels(img: Image.Image, size: int = 28) -> np.ndarray:
     """A photo or drawing of one digit -> (S, S) float32 in [0, 1] laid out as MNIST: bright ink on black,
     the ink's box fitted to 20/28 of the field, its centre of mass in the middle."""
-    gray = np.asarray(_long_side(img.convert("L"), FIND_SIDE), dtype=np.float32) / 255  # (H, W)
+    gray = np.asarray(fit_long_side(img.convert("L"), FIND_SIDE, Image.Resampling.BICUBIC),  # a 28x28 digit too
+                      dtype=np.float32) / 255  # (H, W)
     ink = ink_map(gray)  # (H, W): 0 paper .. 1 ink
     if ink is not None:
         ink = ink * _without_specks(ink >= 0.5)
@@ -109,22 +110,10 @@ def mnist_pixels(img: Image.Image, size: int = 28) -> np.ndarray:
     box = size * MNIST_BOX
     ink = _thicken(ink, box / max(ink.shape))  # grows the box by the added width
     h, w = ink.shape
-    scale = box / max(h, w)
-    small = Image.fromarray(ink, "F").resize((max(1, round(w * scale)), max(1, round(h * scale))),
-                                             Image.Resampling.LANCZOS)
+    small = Image.fromarray(ink, "F").resize(long_side_size((w, h), box), Image.Resampling.LANCZOS)
     digit = np.clip(np.asarray(small, dtype=np.float32), 0, 1)  # (<=20, <=20)
     digit /= max(float(digit.max()), 1e-6)
     return _centre_by_mass(digit, size)
-
-
-def _long_side(img: Image.Image, side: int) -> Image.Image:
-    """Scaled to `side` on its long side: small pictures (a 28x28 digit) are enlarged smoothly, so that
-    finding the ink works the same at any size."""
-    if max(img.size) >= side:
-        return shrink(img, side)
-    scale = side / max(img.size)
-    size = (max(1, round(img.width * scale)), max(1, round(img.height * scale)))
-    return img.resize(size, Image.Resampling.BICUBIC)
 
 
 def ink_map(gray: np.ndarray) -> np.ndarray | None:

@@ -5,6 +5,7 @@ import streamlit as st
 from PIL import Image
 
 from imageai.i18n import t
+from imageai.images import fit_long_side
 from imageai.modelfile import LoadedModel
 from imageai.pipeline import Explanation, assess, explain_array, explain_bytes
 from imageai.report import report_json
@@ -30,12 +31,9 @@ BANNER_PX = 160
 
 
 def fit_box(img: Image.Image, side: int) -> Image.Image:
-    """Scaled so its longer side is `side` pixels, the other at least 1: small samples (28 x 28) grow with crisp
-    pixels, photos shrink smoothly, and a 5000 x 1 strip stays a strip (st.image would round it to 0 rows)."""
-    scale = side / max(img.size)
-    size = (max(1, round(img.width * scale)), max(1, round(img.height * scale)))
-    resample = Image.Resampling.NEAREST if scale > 1 else Image.Resampling.LANCZOS
-    return img.resize(size, resample)
+    """Scaled so its longer side is `side` pixels: small samples (28 x 28) grow with crisp pixels, photos shrink
+    smoothly, and a 5000 x 1 strip stays a strip (st.image would round it to 0 rows)."""
+    return fit_long_side(img, side, Image.Resampling.NEAREST)
 
 
 def prediction_banner(lang: str, loaded: LoadedModel, explanation: Explanation, picture: Picture) -> None:
